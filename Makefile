@@ -1,0 +1,57 @@
+# One-command set-up, demo and tests. `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# Debian's interpreter, not a user-local one: the sandbox runs student code as an
+# unprivileged user, who must be able to read the virtual environment's Python.
+PYTHON_FOR_VENV ?= $(shell test -x /usr/bin/python3 && echo /usr/bin/python3 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+DATA := data/embedded
+export NUMBA_CACHE_DIR := $(CURDIR)/.cache/numba
+
+DEBIAN_PACKAGES := bubblewrap espeak-ng fluidsynth fluid-soundfont-gm sox libsndfile1 chromium
+SYSTEM_STAMP := .cache/system.stamp
+VENV_STAMP := $(VENV)/.installed
+NUMBA_STAMP := .cache/numba/.warmed
+
+.PHONY: help setup demo test data bench clean
+help:  ## this list
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/' | expand -t 14
+
+setup: $(SYSTEM_STAMP) $(VENV_STAMP) $(NUMBA_STAMP)  ## Debian packages, .venv, numba's cache (a no-op when done)
+
+$(SYSTEM_STAMP): Makefile
+	@missing=$$(for p in $(DEBIAN_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "Installing Debian packages: $$missing"; \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+	@mkdir -p $(@D) && touch $@
+
+$(VENV_STAMP): requirements.lock pyproject.toml
+	@test -x $(PY) || $(PYTHON_FOR_VENV) -m venv $(VENV)
+	$(PY) -m pip install -q -r requirements.lock
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
+	@touch $@
+
+$(NUMBA_STAMP): $(VENV_STAMP)
+	$(PY) -m reference warm
+	@touch $@
+
+data: $(DATA)/manifest.csv  ## build the embedded data set (espeak-ng speech, FluidSynth piano)
+$(DATA)/manifest.csv: $(VENV_STAMP) reference/data.py
+	$(PY) -m reference data build --out $(DATA)
+
+demo: setup data  ## set up, then run the main job on the embedded data
+	$(PY) -m reference data summary $(DATA)
+
+test: setup data  ## the test suite (under 10 minutes on 2 cores)
+	$(PY) -m pytest -q
+
+bench: setup data  ## every benchmark in bench/, each printing ratios against its own baseline
+	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+clean:  ## remove what the build made (keeps the Debian packages)
+	rm -rf $(VENV) .cache data build
