@@ -1,0 +1,198 @@
+"""The rubric: what is graded, for how many points, who sees it, and under which limits.
+
+A rubric is a TOML file (``rubrics/*.toml``) validated with pydantic. A wrong rubric
+raises :class:`RubricError` listing every problem with its line and key, e.g.
+``rubric.toml:42: items[3].points: Input should be greater than 0``.
+"""
+from __future__ import annotations
+
+import pkgutil
+import re
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from grader.limits import IntakeLimits, RunLimits
+from reference import PROJECT_ROOT
+
+DEFAULT_RUBRIC = PROJECT_ROOT / "rubrics" / "audio-generative-models.toml"
+CHECKLIST = ("Audio data pre-processed", "Model implemented and trained", "Audio samples generated",
+             "Evaluation conducted")
+"""The assignment's own checklist; every item belongs to one of these."""
+Visibility = Literal["visible", "hidden", "after_due_date", "after_published"]
+"""Gradescope's words: who sees an item, and when."""
+
+
+def available_checks() -> set[str]:
+    """The check kinds there are: one module each in ``grader/checks/``."""
+    import grader.checks
+
+    return {m.name for m in pkgutil.iter_modules(grader.checks.__path__) if not m.name.startswith("_")}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RubricInfo(_Strict):
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$", description="Short name, used in file names.")
+    title: str
+    version: str = Field(description="Changes whenever points or checks change; part of every result.")
+    total_points: float = Field(gt=0, description="Must equal the sum of the items' and the quiz's points.")
+
+
+class Limits(_Strict):
+    intake: IntakeLimits = IntakeLimits()
+    run: RunLimits = RunLimits()
+
+
+class Item(_Strict):
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
+    checklist: str = Field(description="One of the assignment's checklist items.")
+    title: str
+    points: float = Field(gt=0)
+    visibility: Visibility = "visible"
+    check: str = Field(description="The check kind: a module of grader/checks/.")
+    params: dict[str, Any] = Field(default_factory=dict, description="The check's own parameters.")
+    limits: dict[str, Any] = Field(default_factory=dict, description="Overrides of [limits.run] for this item.")
+
+    @field_validator("checklist")
+    @classmethod
+    def _known_checklist(cls, value: str) -> str:
+        if value not in CHECKLIST:
+            raise ValueError(f"must be one of {list(CHECKLIST)}")
+        return value
+
+    @field_validator("limits")
+    @classmethod
+    def _valid_run_limits(cls, value: dict[str, Any]) -> dict[str, Any]:
+        RunLimits().with_overrides(value)  # raises on an unknown key or a wrong value
+        return value
+
+
+class Question(_Strict):
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
+    text: str
+    choices: list[str] = Field(min_length=2)
+    answer: str
+
+    @model_validator(mode="after")
+    def _answer_is_a_choice(self) -> "Question":
+        if self.answer not in self.choices:
+            raise ValueError(f"answer {self.answer!r} is not one of the choices {self.choices}")
+        return self
+
+
+class Quiz(_Strict):
+    points_per_question: float = Field(gt=0)
+    visibility: Visibility = "visible"
+    answers_visibility: Visibility = "after_due_date"
+    questions: list[Question] = Field(min_length=1)
+
+    @property
+    def points(self) -> float:
+        return self.points_per_question * len(self.questions)
+
+
+class Rubric(_Strict):
+    rubric: RubricInfo
+    limits: Limits = Limits()
+    items: list[Item] = Field(min_length=1)
+    quiz: Quiz | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "Rubric":
+        ids = [item.id for item in self.items]
+        duplicates = sorted({i for i in ids if ids.count(i) > 1})
+        if duplicates:
+            raise ValueError(f"item ids must be unique; repeated: {duplicates}")
+        total = sum(item.points for item in self.items) + (self.quiz.points if self.quiz else 0)
+        if abs(total - self.rubric.total_points) > 1e-9:
+            raise ValueError(f"items and quiz add up to {total:g} points, but rubric.total_points is "
+                             f"{self.rubric.total_points:g}")
+        return self
+
+    def run_limits(self, item: Item) -> RunLimits:
+        """The run limits of ``item``: the rubric's [limits.run] with the item's overrides."""
+        return self.limits.run.with_overrides(item.limits)
+
+
+class RubricError(ValueError):
+    """A rubric that cannot be used; ``problems`` lists "file:line: key: message" strings."""
+
+    def __init__(self, path: Path, problems: list[str]):
+        self.path, self.problems = path, problems
+        super().__init__(f"{path}: {len(problems)} problem(s) in the rubric:\n" + "\n".join(f"  {p}" for p in problems))
+
+
+def load_rubric(path: str | Path = DEFAULT_RUBRIC, known_checks: set[str] | None = None) -> Rubric:
+    """Read and validate a rubric file.
+
+    Args:
+        path: the TOML file.
+        known_checks: the check kinds items may name; default: the modules of grader/checks/.
+
+    Raises:
+        RubricError: the file is missing, is not TOML, or breaks the schema; every
+            problem is reported with its line number and key.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise RubricError(path, [f"{path}: cannot read the file ({exc.strerror})"]) from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise RubricError(path, [f"{path}: not valid TOML: {exc}"]) from None
+    try:
+        rubric = Rubric.model_validate(data)
+    except ValidationError as exc:
+        problems = [f"{path}:{_line_of(text, error['loc'])}: {_key(error['loc'])}: {error['msg']}"
+                    for error in exc.errors()]
+        raise RubricError(path, problems) from None
+    known = available_checks() if known_checks is None else known_checks
+    unknown = [(index, item) for index, item in enumerate(rubric.items) if item.check not in known]
+    if unknown:
+        raise RubricError(path, [
+            f"{path}:{_line_of(text, ('items', index, 'check'))}: items[{index}].check: unknown check "
+            f"{item.check!r}; the check kinds are {sorted(known)}" for index, item in unknown])
+    return rubric
+
+
+def _key(loc: tuple) -> str:
+    """("items", 3, "points") -> "items[3].points"."""
+    key = ""
+    for part in loc:
+        key += f"[{part}]" if isinstance(part, int) else (f".{part}" if key else str(part))
+    return key or "(top level)"
+
+
+def _line_of(text: str, loc: tuple) -> int:
+    """The 1-based line where the value at ``loc`` is written in the TOML ``text``.
+
+    Walks TOML's layout: a name with a ``[name]`` or ``[[name]]`` header moves to that
+    header, an index picks the n-th ``[[name]]`` header, and any other name is a key
+    searched for below the current header. Falls back to the closest line found.
+    """
+    lines = text.splitlines()
+    headers = {n: m.group(1).strip() for n, line in enumerate(lines) if (m := re.match(r"^\s*\[+([^\]]+)\]+", line))}
+    line, table = 0, ""
+    for part in loc:
+        if isinstance(part, int):
+            arrays = [n for n, name in headers.items() if name == table and lines[n].lstrip().startswith("[[")]
+            line = arrays[part] if part < len(arrays) else line
+            continue
+        name = f"{table}.{part}" if table else str(part)
+        header = next((n for n, h in headers.items() if h == name and n >= line), None)
+        if header is not None:
+            line, table = header, name
+            continue
+        end = next((n for n in headers if n > line), len(lines))
+        key = next((n for n in range(line, end) if re.match(rf"^\s*{re.escape(str(part))}\s*=", lines[n])), None)
+        if key is None:
+            break
+        line = key
+    return line + 1
