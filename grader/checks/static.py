@@ -1,0 +1,220 @@
+"""Static evidence: what a submission's code does, read (never run) from .py files and notebook cells.
+
+Each kind of evidence is a list of :class:`Finding` (file, line, what was seen).
+Python is parsed with :mod:`ast`, so comments and strings never count as code; a
+source that does not parse is searched line by line with the same patterns instead,
+and its findings say so. Notebook code cells are read with nbformat, with
+IPython magics (``%``, ``!``) blanked out first.
+"""
+from __future__ import annotations
+
+import ast
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+EVIDENCE = {
+    "librosa_load": "audio loaded with librosa.load (or soundfile / torchaudio)",
+    "librosa_mfcc": "MFCCs extracted with librosa.feature.mfcc (or torchaudio's MFCC)",
+    "augmentation": "data augmentation: pitch shift, added noise, time shift or time stretch",
+    "architecture": "a generative architecture: WaveNet (dilated causal convolutions, gated units), "
+                    "GAN (generator and discriminator) or VAE (encoder, reparameterisation, decoder, KL)",
+    "training_loop": "a training loop: an optimiser stepping on a loss (or Keras compile/fit)",
+    "pesq_or_snr": "PESQ or SNR computed on audio",
+}
+"""Evidence kinds a rubric's static item may ask for, with what each means."""
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One piece of evidence: where it was seen (file and 1-based line), what it was, and,
+    for architecture, the part it is (a key of :data:`ARCHITECTURE_PARTS`' sets)."""
+
+    file: str
+    line: int
+    what: str
+    part: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}: {self.what}"
+
+
+@dataclass(frozen=True)
+class CodeUnit:
+    """Source code to read: a .py file, or one notebook cell (``name`` says which)."""
+
+    name: str
+    source: str
+    first_line: int = 1
+
+
+# Attribute or function names (the last parts of a dotted call) and what they show.
+CALLS: dict[str, dict[str, str]] = {
+    "librosa_load": {"librosa.load": "librosa.load", "sf.read": "soundfile.read", "soundfile.read": "soundfile.read",
+                     "torchaudio.load": "torchaudio.load"},
+    "librosa_mfcc": {"feature.mfcc": "librosa.feature.mfcc", "transforms.MFCC": "torchaudio MFCC",
+                     "compliance.kaldi.mfcc": "kaldi MFCC"},
+    "augmentation": {"effects.pitch_shift": "pitch shift", "effects.time_stretch": "time stretch",
+                     "np.roll": "time shift (np.roll)", "torch.roll": "time shift (torch.roll)",
+                     "transforms.PitchShift": "pitch shift", "transforms.TimeStretch": "time stretch",
+                     "PitchShift": "pitch shift (audiomentations)", "AddGaussianNoise": "added noise (audiomentations)",
+                     "TimeStretch": "time stretch", "Shift": "time shift (audiomentations)"},
+    "training_loop": {"backward": "loss.backward()", "zero_grad": "optimizer.zero_grad()",
+                      "optim.Adam": "Adam optimiser", "optim.AdamW": "AdamW optimiser", "optim.SGD": "SGD optimiser",
+                      "optimizers.Adam": "Keras Adam", "fit": "model.fit", "compile": "model.compile"},
+    "pesq_or_snr": {"pesq": "pesq()", "pesq_batch": "pesq_batch()",
+                    "signal_noise_ratio": "torchmetrics SNR", "scale_invariant_signal_distortion_ratio": "SI-SDR"},
+}
+ADDED_NOISE = re.compile(r"(random\.(normal|randn|standard_normal)|randn(_like)?)\b")
+SNR_NAME = re.compile(r"(^|_)(snr|si_sdr|sisdr|signal_to_noise)(_|$)", re.IGNORECASE)
+TRAINING_NEEDS = ({"loss.backward()", "model.fit"}, {"optimizer.zero_grad()", "Adam optimiser", "AdamW optimiser",
+                                                    "SGD optimiser", "Keras Adam", "model.compile"})
+"""A training loop needs a gradient step (backward or fit) and an optimiser (or compile)."""
+
+
+def code_units(files: list[Path], root: Path) -> list[CodeUnit]:
+    """The .py files and the code cells of the .ipynb files among ``files``, named relative to ``root``."""
+    units = []
+    for path in files:
+        name = path.relative_to(root).as_posix()
+        if path.suffix == ".py":
+            units.append(CodeUnit(name, path.read_text(errors="replace")))
+        elif path.suffix == ".ipynb":
+            units += notebook_cells(path, name)
+    return units
+
+
+def notebook_cells(path: Path, name: str) -> list[CodeUnit]:
+    """A notebook's code cells as units named ``notebook.ipynb[cell 3]``; an unreadable notebook gives none."""
+    import nbformat
+
+    try:
+        notebook = nbformat.read(path, as_version=4)
+    except Exception:  # a malformed notebook is reported by the files check, not here
+        return []
+    return [CodeUnit(f"{name}[cell {index}]", _blank_magics(cell.source))
+            for index, cell in enumerate(notebook.cells, 1) if cell.cell_type == "code"]
+
+
+def _blank_magics(source: str) -> str:
+    return "\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in source.splitlines())
+
+
+def find_evidence(units: list[CodeUnit]) -> dict[str, list[Finding]]:
+    """Every kind of evidence in :data:`EVIDENCE` -> what was found for it in ``units``."""
+    found: dict[str, list[Finding]] = {kind: [] for kind in EVIDENCE}
+    for unit in units:
+        try:
+            tree = ast.parse(unit.source)
+        except (SyntaxError, ValueError):
+            for kind, findings in _text_evidence(unit).items():
+                found[kind] += findings
+            continue
+        for kind, findings in _tree_evidence(unit, tree).items():
+            found[kind] += findings
+    found["training_loop"] = _complete_training(found["training_loop"])
+    return found
+
+
+def _dotted(node: ast.AST) -> str:
+    """``a.b.c`` for an attribute chain or name; '' for anything else."""
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        base = _dotted(node.value)
+        return f"{base}.{node.attr}" if base else node.attr
+    return ""
+
+
+def _call_matches(dotted: str, pattern: str) -> bool:
+    return dotted == pattern or dotted.endswith("." + pattern)
+
+
+def _tree_evidence(unit: CodeUnit, tree: ast.AST) -> dict[str, list[Finding]]:
+    found: dict[str, list[Finding]] = {kind: [] for kind in EVIDENCE}
+    imports = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, (ast.Import, ast.ImportFrom))
+               for alias in node.names} | {node.module.split(".")[0] for node in ast.walk(tree)
+                                           if isinstance(node, ast.ImportFrom) and node.module}
+
+    def add(kind: str, node: ast.AST, what: str, part: str = "") -> None:
+        found[kind].append(Finding(unit.name, unit.first_line - 1 + getattr(node, "lineno", 1), what, part))
+
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            dotted = _dotted(node.func)
+            for kind, patterns in CALLS.items():
+                for pattern, what in patterns.items():
+                    if _call_matches(dotted, pattern) and (kind != "pesq_or_snr" or pattern != "pesq" or "pesq" in imports):
+                        add(kind, node, what)
+            if ADDED_NOISE.search(dotted) and _is_added_to_signal(node, tree):
+                add("augmentation", node, "added random noise")
+            if dotted.split(".")[-1] in ("Conv1d", "Conv1D") and any(k.arg in ("dilation", "dilation_rate")
+                                                                     for k in node.keywords):
+                add("architecture", node, "dilated 1-D convolution", "dilated_convolution")
+        elif isinstance(node, (ast.FunctionDef, ast.ClassDef)) and SNR_NAME.search(node.name):
+            add("pesq_or_snr", node, f"{'function' if isinstance(node, ast.FunctionDef) else 'class'} {node.name}")
+        if isinstance(node, (ast.ClassDef, ast.FunctionDef)):
+            for part, what in _architecture_names(node.name):
+                add("architecture", node, f"{what}: {node.name}", part)
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mult):
+            names = {_dotted(side.func).split(".")[-1] for side in (node.left, node.right) if isinstance(side, ast.Call)}
+            if {"tanh", "sigmoid"} <= names:
+                add("architecture", node, "gated activation tanh x sigmoid", "gated_activation")
+            if names & {"exp"} and names & {"randn_like", "random_normal", "randn", "normal"}:
+                add("architecture", node, "reparameterisation exp(...) x noise", "reparameterisation")
+    return found
+
+
+def _is_added_to_signal(call: ast.Call, tree: ast.AST) -> bool:
+    """Whether a random draw is used in an addition (``y + noise`` or ``y + 0.01 * randn(...)``)."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add) and any(
+                call is sub for sub in ast.walk(node)):
+            return True
+    return any(isinstance(node, ast.Assign) and call is node.value and isinstance(node.targets[0], ast.Name)
+               and "noise" in node.targets[0].id.lower() for node in ast.walk(tree))
+
+
+ARCHITECTURE_PARTS = {
+    "WaveNet": {"dilated_convolution", "gated_activation"},
+    "GAN": {"generator", "discriminator"},
+    "VAE": {"encoder", "decoder", "reparameterisation"},
+}
+"""The parts that make each family; an architecture counts when all its parts were found."""
+NAMED_PARTS = {
+    "wavenet": ("wavenet", "WaveNet model"), "causalconv": ("dilated_convolution", "causal convolution"),
+    "generator": ("generator", "GAN generator"), "discriminator": ("discriminator", "GAN discriminator"),
+    "critic": ("discriminator", "GAN critic"), "encoder": ("encoder", "encoder"), "decoder": ("decoder", "decoder"),
+    "reparameter": ("reparameterisation", "reparameterisation"), "kl_div": ("kl", "KL divergence term"),
+    "kld": ("kl", "KL divergence term"),
+}
+"""Lower-case fragments of class or function names -> (part, what it shows)."""
+
+
+def _architecture_names(name: str) -> list[tuple[str, str]]:
+    lowered = name.lower()
+    return [part for key, part in NAMED_PARTS.items() if key in lowered]
+
+
+def architectures(findings: list[Finding]) -> dict[str, bool]:
+    """Family -> whether every part of it was found, from the ``architecture`` findings."""
+    parts = {f.part for f in findings}
+    return {family: needed <= parts for family, needed in ARCHITECTURE_PARTS.items()}
+
+
+def _complete_training(findings: list[Finding]) -> list[Finding]:
+    """Keep training findings only when both a gradient step and an optimiser were seen."""
+    seen = {f.what for f in findings}
+    return findings if all(seen & need for need in TRAINING_NEEDS) else []
+
+
+def _text_evidence(unit: CodeUnit) -> dict[str, list[Finding]]:
+    """Line-by-line search for code that does not parse: call patterns only, marked as such."""
+    found: dict[str, list[Finding]] = {kind: [] for kind in EVIDENCE}
+    for offset, line in enumerate(unit.source.splitlines()):
+        code = line.split("#", 1)[0]
+        for kind, patterns in CALLS.items():
+            for pattern, what in patterns.items():
+                if re.search(rf"(^|[^\w]){re.escape(pattern)}\s*\(", code):
+                    found[kind].append(Finding(unit.name, unit.first_line + offset, f"{what} (file does not parse)"))
+    return found

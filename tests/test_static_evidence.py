@@ -1,0 +1,85 @@
+"""Static evidence is read from code and notebook cells; comments, strings and half a model do not count."""
+import nbformat
+
+from grader.checks.static import CodeUnit, architectures, code_units, find_evidence
+
+PREPROCESS = '''
+import librosa, numpy as np
+def extract_mfcc(path):
+    signal, sr = librosa.load(path, sr=16000)
+    return librosa.feature.mfcc(y=signal, sr=sr, n_mfcc=20)
+def augment(y, sr):
+    shifted = librosa.effects.pitch_shift(y, sr=sr, n_steps=2)
+    return shifted + 0.005 * np.random.randn(len(shifted))
+'''
+WAVENET = '''
+import torch
+from torch import nn
+class ResidualBlock(nn.Module):
+    def __init__(self, channels, dilation):
+        super().__init__()
+        self.conv = nn.Conv1d(channels, 2 * channels, 2, dilation=dilation)
+    def forward(self, x):
+        a, b = self.conv(x).chunk(2, dim=1)
+        return torch.tanh(a) * torch.sigmoid(b)
+def train(model, batches):
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    for x, y in batches:
+        optimizer.zero_grad()
+        loss = nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        optimizer.step()
+'''
+EVALUATE = '''
+from pesq import pesq
+import numpy as np
+def snr_db(ref, deg):
+    return 10 * np.log10(np.sum(ref ** 2) / np.sum((ref - deg) ** 2))
+score = pesq(16000, ref, deg, "wb")
+'''
+
+
+def kinds_found(units):
+    return {kind for kind, findings in find_evidence(units).items() if findings}
+
+
+def test_a_complete_submission_shows_every_kind():
+    units = [CodeUnit("preprocess.py", PREPROCESS), CodeUnit("model.py", WAVENET), CodeUnit("evaluate.py", EVALUATE)]
+    evidence = find_evidence(units)
+    assert kinds_found(units) == set(evidence)
+    assert architectures(evidence["architecture"]) == {"WaveNet": True, "GAN": False, "VAE": False}
+    mfcc = evidence["librosa_mfcc"][0]
+    assert (mfcc.file, mfcc.line) == ("preprocess.py", 5)
+    assert {f.what for f in evidence["augmentation"]} == {"pitch shift", "added random noise"}
+
+
+def test_comments_strings_and_unused_imports_are_not_evidence():
+    decoy = '''
+import librosa  # librosa.feature.mfcc(y) would go here
+from pesq import pesq
+NOTE = "we use librosa.effects.pitch_shift and loss.backward() and torch.tanh(a) * torch.sigmoid(b)"
+'''
+    assert kinds_found([CodeUnit("decoy.py", decoy)]) == set()
+
+
+def test_half_a_model_or_half_a_training_loop_is_not_enough():
+    vae_without_reparameterisation = "class Encoder: pass\nclass Decoder: pass\n"
+    evidence = find_evidence([CodeUnit("vae.py", vae_without_reparameterisation)])
+    assert not any(architectures(evidence["architecture"]).values())
+    vae = vae_without_reparameterisation + "def reparameterize(mu, logvar):\n    return mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)\n"
+    assert architectures(find_evidence([CodeUnit("vae.py", vae)])["architecture"])["VAE"]
+    assert kinds_found([CodeUnit("t.py", "loss.backward()\n")]) == set()
+    assert "training_loop" in kinds_found([CodeUnit("t.py", "model.compile(optimizer='adam', loss='mse')\nmodel.fit(x, y)\n")])
+
+
+def test_notebook_cells_and_unparsable_files(tmp_path):
+    notebook = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_markdown_cell("librosa.feature.mfcc is described here"),
+        nbformat.v4.new_code_cell("%matplotlib inline\n!pip install librosa\nimport librosa\nm = librosa.feature.mfcc(y=y, sr=sr)"),
+    ])
+    nbformat.write(notebook, tmp_path / "work.ipynb")
+    (tmp_path / "broken.py").write_text("def f(:\n    score = pesq(fs, ref, deg, 'wb')\n")
+    units = code_units([tmp_path / "work.ipynb", tmp_path / "broken.py"], tmp_path)
+    evidence = find_evidence(units)
+    assert [(f.file, f.line) for f in evidence["librosa_mfcc"]] == [("work.ipynb[cell 2]", 4)]
+    assert evidence["pesq_or_snr"][0].what == "pesq() (file does not parse)"
