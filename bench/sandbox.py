@@ -1,0 +1,92 @@
+"""Start-up cost of ``sandbox.run`` against a plain subprocess, measured in the same run.
+
+Two commands: ``true`` (the bare cost of isolation) and ``python -c "import torch"``
+(what a student's script pays before its first line). Each runs alternately as a plain
+``subprocess.run`` and through ``sandbox.run``; medians (and minima, the least disturbed
+runs on a busy machine) are compared. For context, a bare bubblewrap with nothing but
+``/usr`` mounted is timed the same way: the floor any bubblewrap sandbox pays here.
+Goal: under 10 ms added per run.
+
+    .venv/bin/python bench/sandbox.py [--repeats N]
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from grader import sandbox
+
+GOAL_ADDED_MS = 10.0
+BARE_BWRAP = ["--unshare-all", "--die-with-parent", "--ro-bind", "/usr", "/usr", "--symlink", "usr/bin", "/bin",
+              "--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64", "--"]
+
+
+def plain(argv: list[str], workdir: Path) -> Callable[[], None]:
+    def start() -> None:
+        completed = subprocess.run(argv, cwd=workdir, stdin=subprocess.DEVNULL, capture_output=True)
+        if completed.returncode != 0:
+            raise SystemExit(f"{argv} failed: {completed.stderr.decode(errors='replace')}")
+    return start
+
+
+def sandboxed(argv: list[str], workdir: Path) -> Callable[[], None]:
+    def start() -> None:
+        result = sandbox.run(argv, workdir)
+        if not result.ok:
+            raise SystemExit(f"sandboxed {argv} failed: {result.message}\n{result.stderr}")
+    return start
+
+
+def seconds(start: Callable[[], None]) -> float:
+    began = time.perf_counter()
+    start()
+    return time.perf_counter() - began
+
+
+def measure(name: str, baseline: Callable[[], None], contender: Callable[[], None], repeats: int) -> float:
+    """Print both medians, the ratio and the added milliseconds; return the added median milliseconds."""
+    seconds(baseline), seconds(contender)  # warm the page cache
+    base, cont = [], []
+    for _ in range(repeats):  # alternate, so that background load hits both alike
+        base.append(seconds(baseline))
+        cont.append(seconds(contender))
+    base_ms, cont_ms = statistics.median(base) * 1000, statistics.median(cont) * 1000
+    added = cont_ms - base_ms
+    print(f"{name:<34} plain {base_ms:8.1f} ms  sandboxed {cont_ms:8.1f} ms  ratio {cont_ms / base_ms:5.2f}x  "
+          f"added {added:6.1f} ms median, {1000 * (min(cont) - min(base)):6.1f} ms min  (n={repeats})")
+    return added
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=40, help="runs of each kind for `true` (default 40)")
+    args = parser.parse_args()
+    problem = sandbox.isolation_problem()
+    if problem:
+        print(f"sandbox unavailable here: {problem}")
+        return 1
+    with tempfile.TemporaryDirectory(prefix="bench-sandbox-") as folder:
+        workdir = Path(folder)
+        print(f"isolation: {sandbox.run(['true'], workdir).isolation}")
+        true = plain(["/usr/bin/true"], workdir)
+        measure("bare bwrap true (context: floor)", true, plain([sandbox.BWRAP, *BARE_BWRAP, "true"], workdir),
+                args.repeats)
+        added = [
+            measure("sandbox.run true", true, sandboxed(["true"], workdir), args.repeats),
+            measure("sandbox.run python -c 'import torch'", plain([sys.executable, "-c", "import torch"], workdir),
+                    sandboxed(["python", "-c", "import torch"], workdir), max(5, args.repeats // 4)),
+        ]
+    worst = max(added)
+    print(f"goal: under {GOAL_ADDED_MS:.0f} ms added per run: {'met' if worst < GOAL_ADDED_MS else 'NOT met'} "
+          f"(worst median added {worst:.1f} ms)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,345 @@
+"""Discovery: which files of a submission play which part of the contract.
+
+The manifest ``submission.toml`` decides where present (every key optional); without
+it, or for what it leaves out, the contract's documented guesses decide. Code is read
+(``ast``), never run, to decide. Every role gets a :class:`Finding` that says whether
+it was ``declared`` in the manifest, ``guessed``, or is ``missing``, what was read to
+decide, and what is wrong with a declaration, so that the report can tell the student
+what to fix.
+
+Roles (submission contract, "Optional manifest"):
+- ``mfcc``: a Python callable ``"file.py:function"``;
+- ``reconstruct``, ``sample``: a command with placeholders, or a notebook path;
+- ``samples``, ``answers``, ``evaluation``, ``checkpoints``: files, by glob patterns.
+"""
+from __future__ import annotations
+
+import ast
+import json
+import os
+import re
+import shlex
+import tomllib
+from pathlib import Path, PurePosixPath
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+MANIFEST = "submission.toml"
+ROLES = ("mfcc", "reconstruct", "sample", "samples", "answers", "evaluation", "checkpoints")
+PLACEHOLDERS = {
+    "reconstruct": ("mel_dir", "out_dir"),
+    "sample": ("num", "seed", "out_dir"),
+}
+"""The placeholders each command must use (submission contract, ``[entry]``)."""
+DEFAULT_PATTERNS = {
+    "samples": ("samples/*.wav", "samples/*.flac", "samples/*.ogg"),
+    "answers": ("answers.toml", "answers.json", "answers.md"),
+    "evaluation": ("evaluation.*", "*.ipynb", "report.*"),
+    "checkpoints": ("checkpoints/*", "*.pt", "*.pth", "*.h5", "*.keras", "*.safetensors"),
+}
+"""What the grader looks for without a manifest; a pattern matches a path from its end
+(``samples/*.wav`` also matches ``hw3/samples/a.wav``), as :meth:`PurePosixPath.match` does.
+For ``answers`` one file is chosen: TOML before JSON before Markdown, any letter case,
+the shallowest."""
+GUESSED_COMMANDS = {
+    "reconstruct": "python {script} --mel-dir {{mel_dir}} --out-dir {{out_dir}}",
+    "sample": "python {script} --num {{num}} --seed {{seed}} --out-dir {{out_dir}}",
+}
+_FLAGS = {"reconstruct": ("--mel-dir", "--out-dir"), "sample": ("--num", "--seed", "--out-dir")}
+_MAX_SOURCE_BYTES = 2_000_000  # larger .py files are data, not code worth parsing
+Status = Literal["declared", "guessed", "missing"]
+
+
+class Finding(BaseModel):
+    """What discovery decided for one role."""
+
+    role: str
+    status: Status
+    value: str | None = None
+    """``mfcc``: ``"file.py:function"``; ``reconstruct``/``sample``: the command or the notebook's path."""
+    files: list[str] = []
+    """File roles: the matching files, relative POSIX paths, sorted."""
+    how: str
+    """What was read to decide, in words for the report."""
+    problems: list[str] = []
+    """What is wrong with a declaration, or what the student could fix; empty when all is well."""
+
+
+class Discovery(BaseModel):
+    """Every role's finding for one submission, and what the manifest said."""
+
+    manifest: str | None
+    """``submission.toml`` when the submission has one."""
+    manifest_errors: list[str]
+    student_name: str | None = None
+    student_id: str | None = None
+    findings: dict[str, Finding]
+
+    def guessed(self) -> list[Finding]:
+        """The findings the report should show as guesses the student can confirm or fix."""
+        return [finding for finding in self.findings.values() if finding.status == "guessed"]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class _Student(_Section):
+    name: str | None = None
+    id: str | None = None
+
+
+class _Entries(_Section):
+    mfcc: str | None = None
+    reconstruct: str | None = None
+    sample: str | None = None
+
+
+class _Files(_Section):
+    samples: str | list[str] | None = None
+    answers: str | list[str] | None = None
+    evaluation: str | list[str] | None = None
+    checkpoints: str | list[str] | None = None
+
+
+class _Manifest(_Section):
+    student: _Student = _Student()
+    entry: _Entries = _Entries()
+    files: _Files = _Files()
+
+
+def discover(work_dir: str | os.PathLike) -> Discovery:
+    """Decide every role of the submission unpacked in ``work_dir`` (read only, nothing runs)."""
+    work_dir = Path(work_dir)
+    files = _list_files(work_dir)
+    manifest, errors = _read_manifest(work_dir)
+    code = _Code(work_dir, files)
+    findings = {}
+    for role in ROLES:
+        declared = getattr(manifest.entry if role in ("mfcc", "reconstruct", "sample") else manifest.files, role)
+        if role == "mfcc":
+            finding = _declared_mfcc(declared, code) if declared else _guess_mfcc(code)
+        elif role in PLACEHOLDERS:
+            finding = _declared_command(role, declared, files) if declared else _guess_command(role, code, files)
+        else:
+            finding = _declared_files(role, declared, files) if declared else _guess_files(role, files)
+        findings[role] = finding
+    has_manifest = (work_dir / MANIFEST).is_file()
+    return Discovery(manifest=MANIFEST if has_manifest else None, manifest_errors=errors,
+                     student_name=manifest.student.name, student_id=manifest.student.id, findings=findings)
+
+
+def _list_files(work_dir: Path) -> list[str]:
+    """Every regular file under ``work_dir`` as a relative POSIX path, links not followed."""
+    found = []
+    for root, dirs, names in os.walk(work_dir):
+        dirs[:] = sorted(d for d in dirs if not os.path.islink(os.path.join(root, d)))
+        for name in names:
+            path = os.path.join(root, name)
+            if os.path.isfile(path) and not os.path.islink(path):
+                found.append(PurePosixPath(os.path.relpath(path, work_dir)).as_posix())
+    return sorted(found)
+
+
+def _read_manifest(work_dir: Path) -> tuple[_Manifest, list[str]]:
+    path = work_dir / MANIFEST
+    if not path.is_file():
+        return _Manifest(), []
+    try:
+        return _Manifest.model_validate(tomllib.loads(path.read_text(encoding="utf-8"))), []
+    except UnicodeDecodeError:
+        return _Manifest(), [f"{MANIFEST} is not UTF-8 text; save it as UTF-8. Everything was guessed instead"]
+    except tomllib.TOMLDecodeError as error:
+        return _Manifest(), [f"{MANIFEST} is not valid TOML ({error}); everything was guessed instead"]
+    except ValidationError as error:
+        problems = [f"{MANIFEST}: {'.'.join(map(str, e['loc']))}: {_pydantic_words(e)}" for e in error.errors()]
+        return _Manifest(), problems + ["everything was guessed instead; the keys are listed in the contract"]
+
+
+def _pydantic_words(error: dict) -> str:
+    if error["type"] == "extra_forbidden":
+        return "unknown key"
+    return error["msg"]
+
+
+# --------------------------------------------------------------------------- reading code
+
+class _Code:
+    """The submission's Python sources and notebooks, parsed on demand (never run)."""
+
+    def __init__(self, work_dir: Path, files: list[str]):
+        self.work_dir = work_dir
+        self.python = [f for f in files if f.endswith(".py")]
+        self.notebooks = [f for f in files if f.endswith(".ipynb")]
+        self._trees: dict[str, ast.Module | None] = {}
+
+    def tree(self, relative: str) -> ast.Module | None:
+        """The module's syntax tree; None when it does not parse (or is too large to be code)."""
+        if relative not in self._trees:
+            path = self.work_dir / relative
+            try:
+                source = path.read_bytes() if path.stat().st_size <= _MAX_SOURCE_BYTES else None
+                self._trees[relative] = ast.parse(source, relative) if source is not None else None
+            except (SyntaxError, ValueError, OSError):
+                self._trees[relative] = None
+        return self._trees[relative]
+
+    def functions(self, relative: str) -> list[str]:
+        """Names of the functions defined at the top level of a ``.py`` file."""
+        tree = self.tree(relative)
+        if tree is None:
+            return []
+        return [node.name for node in tree.body if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))]
+
+    def strings(self, relative: str) -> set[str]:
+        """Every string constant in a ``.py`` file (argparse flags, for instance)."""
+        tree = self.tree(relative)
+        if tree is None:
+            return set()
+        return {node.value for node in ast.walk(tree) if isinstance(node, ast.Constant) and isinstance(node.value, str)}
+
+    def notebook_functions(self, relative: str) -> list[str]:
+        """Names of the functions defined at the top level of a notebook's code cells."""
+        try:
+            cells = json.loads((self.work_dir / relative).read_text(encoding="utf-8")).get("cells", [])
+        except (OSError, ValueError, AttributeError):
+            return []
+        names = []
+        for cell in cells if isinstance(cells, list) else []:
+            if isinstance(cell, dict) and cell.get("cell_type") == "code":
+                source = cell.get("source", "")
+                source = "".join(source) if isinstance(source, list) else str(source)
+                source = "\n".join(line for line in source.splitlines() if not line.lstrip().startswith(("%", "!")))
+                try:
+                    tree = ast.parse(source)
+                except (SyntaxError, ValueError):
+                    continue
+                names += [n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
+        return names
+
+
+def _by_depth(paths: list[str]) -> list[str]:
+    """Shallowest first, then alphabetical: the order guesses prefer."""
+    return sorted(paths, key=lambda p: (p.count("/"), p))
+
+
+# --------------------------------------------------------------------------- mfcc
+
+def _declared_mfcc(value: str, code: _Code) -> Finding:
+    how = f"declared in {MANIFEST}: mfcc = {value!r}"
+    file, sep, function = value.partition(":")
+    if not sep or not file.endswith(".py") or not function.isidentifier():
+        return Finding(role="mfcc", status="declared", value=value, how=how,
+                       problems=[f"write it as 'file.py:function', e.g. 'preprocess.py:extract_mfcc' (got {value!r})"])
+    problems = []
+    if file not in code.python:
+        problems.append(f"{file} is not in the submission")
+    elif code.tree(file) is None:
+        problems.append(f"{file} does not parse as Python; fix its syntax error")
+    elif function not in code.functions(file):
+        problems.append(f"{file} defines no top-level function {function!r}")
+    return Finding(role="mfcc", status="declared", value=value, how=how, problems=problems)
+
+
+def _guess_mfcc(code: _Code) -> Finding:
+    exact, loose = [], []
+    for file in _by_depth(code.python):
+        for function in code.functions(file):
+            if function == "extract_mfcc":
+                exact.append(f"{file}:{function}")
+            elif "mfcc" in function.lower():
+                loose.append(f"{file}:{function}")
+    candidates = exact or loose
+    if candidates:
+        rule = "a function named extract_mfcc" if exact else "a function whose name contains 'mfcc'"
+        others = f"; also found {', '.join(candidates[1:])}" if len(candidates) > 1 else ""
+        return Finding(role="mfcc", status="guessed", value=candidates[0],
+                       how=f"{rule} in {candidates[0].split(':')[0]}{others}")
+    problems = []
+    for notebook in _by_depth(code.notebooks):
+        in_notebook = [f for f in code.notebook_functions(notebook) if "mfcc" in f.lower()]
+        if in_notebook:
+            problems.append(f"{in_notebook[0]} is defined in {notebook}, but only a function in a .py file can be "
+                            f"called: move it to a .py file, or name it in {MANIFEST}")
+            break
+    return Finding(role="mfcc", status="missing", problems=problems,
+                   how="no .py file defines extract_mfcc or a function whose name contains 'mfcc'")
+
+
+# --------------------------------------------------------------------------- commands
+
+def _declared_command(role: str, value: str, files: list[str]) -> Finding:
+    how = f"declared in {MANIFEST}: {role} = {value!r}"
+    try:
+        words = shlex.split(value)
+    except ValueError as error:
+        return Finding(role=role, status="declared", value=value, how=how,
+                       problems=[f"the command does not split into words ({error}); check its quotes"])
+    problems = []
+    if len(words) == 1 and words[0].endswith(".ipynb"):
+        if words[0] not in files:
+            problems.append(f"{words[0]} is not in the submission")
+        return Finding(role=role, status="declared", value=words[0], how=how, problems=problems)
+    used = set(re.findall(r"\{(\w+)\}", value))
+    known = {name for names in PLACEHOLDERS.values() for name in names}
+    for name in sorted(used - known):
+        problems.append(f"{{{name}}} is not a placeholder; the contract's are "
+                        f"{', '.join('{' + n + '}' for n in sorted(known))}")
+    for name in PLACEHOLDERS[role]:
+        if name not in used:
+            problems.append(f"the command never uses {{{name}}}, so it cannot follow the grader's request")
+    for word in words:
+        if word.endswith((".py", ".ipynb", ".sh")) and "{" not in word and word not in files:
+            problems.append(f"{word} is not in the submission")
+    return Finding(role=role, status="declared", value=value, how=how, problems=problems)
+
+
+def _guess_command(role: str, code: _Code, files: list[str]) -> Finding:
+    scripts = _by_depth([f for f in code.python if PurePosixPath(f).name == "generate.py"])
+    reasons = []
+    for script in scripts:
+        strings = code.strings(script)
+        missing = [flag for flag in _FLAGS[role] if flag not in strings]
+        if not missing:
+            return Finding(role=role, status="guessed", value=GUESSED_COMMANDS[role].format(script=shlex.quote(script)),
+                           how=f"{script} names the flags {', '.join(_FLAGS[role])}")
+        reasons.append(f"{script} does not name {', '.join(missing)}")
+    if not scripts:
+        reasons.append("no generate.py")
+    notebooks = code.notebooks
+    if len(notebooks) == 1:
+        return Finding(role=role, status="guessed", value=notebooks[0],
+                       how=f"{notebooks[0]} is the only notebook; it runs with the placeholders "
+                       f"{', '.join(PLACEHOLDERS[role])} set as variables ({'; '.join(reasons)})")
+    reasons.append(f"{len(notebooks)} notebooks, so none could be chosen" if notebooks else "no notebook")
+    return Finding(role=role, status="missing", how="; ".join(reasons),
+                   problems=[f"name the {role} command in {MANIFEST} ([entry] {role} = ...)"] if notebooks else [])
+
+
+# --------------------------------------------------------------------------- files
+
+def _matches(patterns: tuple[str, ...] | list[str], files: list[str]) -> list[str]:
+    return sorted(f for f in files if any(PurePosixPath(f).match(pattern) for pattern in patterns))
+
+
+def _declared_files(role: str, value: str | list[str], files: list[str]) -> Finding:
+    patterns = [value] if isinstance(value, str) else value
+    matched = _matches(patterns, files)
+    problems = [] if matched else [f"no file matches {', '.join(patterns)}"]
+    return Finding(role=role, status="declared", files=matched, problems=problems,
+                   how=f"declared in {MANIFEST}: {role} = {value!r}")
+
+
+def _guess_files(role: str, files: list[str]) -> Finding:
+    patterns = DEFAULT_PATTERNS[role]
+    if role == "answers":
+        candidates = [f for f in files if PurePosixPath(f).name.lower() in patterns]
+        candidates.sort(key=lambda f: (patterns.index(PurePosixPath(f).name.lower()), f.count("/"), f))
+        matched = candidates[:1]
+    else:
+        matched = _matches(patterns, files)
+    status: Status = "guessed" if matched else "missing"
+    return Finding(role=role, status=status, files=matched,
+                   how=f"the contract's default {', '.join(patterns)} "
+                   + (f"matched {len(matched)} file{'s' * (len(matched) != 1)}" if matched else "matched nothing"))

@@ -1,0 +1,237 @@
+"""Running a notebook entry: nbclient inside the sandbox, with the contract's placeholders.
+
+A submission's ``reconstruct`` or ``sample`` entry may be a ``.ipynb``. The grader
+reads it (a malformed notebook is a :class:`NotebookError` saying what to do), sets the
+placeholders as Python variables in a new cell right after the cell tagged
+``parameters`` (papermill's convention; a new first cell where none is tagged), and
+executes the result with nbclient *inside* the sandbox, kernel included, with a
+per-cell timeout (``cell_seconds``). The executed notebook is written to the work
+folder; its outputs and the first error are read back from it.
+
+What the sandbox writes is the student's to forge: the executed notebook is read as
+untrusted data, and only for the report.
+"""
+from __future__ import annotations
+
+import math
+import os
+import shutil
+from collections.abc import Mapping
+from pathlib import Path, PurePosixPath
+
+import nbformat
+from pydantic import BaseModel
+
+from grader import sandbox
+from grader.limits import RunLimits
+
+PARAMETERS_TAG = "parameters"
+INJECTED_TAG = "injected-parameters"
+RUN_FOLDER = ".grader-notebooks"
+"""Folder of the work folder where the prepared and executed notebooks are written."""
+_OUTPUT_CHARS_PER_CELL = 2000
+
+# Runs inside the sandbox with the venv's python: execute, and always save what ran. The
+# kernel talks to nbclient over TCP on the loopback of the run's own network namespace.
+_RUNNER = """
+import sys
+import nbformat
+from nbclient import NotebookClient
+source, executed, cwd, timeout = sys.argv[1:5]
+notebook = nbformat.read(source, as_version=4)
+client = NotebookClient(notebook, timeout=int(timeout), kernel_name="python3",
+                        resources={"metadata": {"path": cwd}})
+try:
+    client.execute()
+finally:
+    nbformat.write(notebook, executed)
+"""
+
+
+class NotebookError(ValueError):
+    """A notebook that cannot be run as it is; the message names the file and the fix."""
+
+
+class NotebookRun(BaseModel):
+    """One notebook's execution in the sandbox.
+
+    Cells are numbered from 1 as the student's own notebook has them (markdown cells
+    included); the injected parameter cell is not counted.
+    """
+
+    run: sandbox.RunResult
+    executed: str | None
+    """The executed notebook, relative to the work folder; None when it was not written."""
+    error: str | None
+    """The first failure in words (``cell 3 raised ValueError: ...``, ``cell 5 timed out ...``); None when all ran."""
+    outputs: dict[int, str]
+    """Text output of each code cell that printed something, capped, by cell number."""
+
+    @property
+    def ok(self) -> bool:
+        return self.run.ok and self.error is None
+
+
+def load_notebook(path: str | os.PathLike) -> nbformat.NotebookNode:
+    """Read and validate a notebook (nbformat 4).
+
+    Raises:
+        NotebookError: not JSON, not a notebook, or not valid against the notebook schema.
+    """
+    path = Path(path)
+    fix = "open it in Jupyter, check that it runs, and save it again (File > Save Notebook)"
+    try:
+        notebook = nbformat.read(path, as_version=4)
+        nbformat.validate(notebook)
+    except OSError as error:
+        raise NotebookError(f"{path.name}: cannot be read ({error.strerror}); {fix}") from error
+    except Exception as error:  # whatever a malformed file makes the parser raise (a student's file)
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise NotebookError(f"{path.name}: is not a valid Jupyter notebook ({reason}); {fix}") from error
+    return notebook
+
+
+def inject_parameters(notebook: nbformat.NotebookNode, parameters: Mapping[str, str | int | float]) -> int:
+    """Insert a cell setting ``parameters`` as variables; returns its index.
+
+    It goes right after the first cell tagged ``parameters`` (so that it overrides the
+    student's defaults), or first when no cell is tagged. Values are written as Python
+    literals (``repr``), so no value can inject code.
+    """
+    for name in parameters:
+        if not name.isidentifier():
+            raise ValueError(f"parameter {name!r} is not a Python variable name")
+    source = "# Parameters injected by the grader\n" + "".join(f"{name} = {value!r}\n"
+                                                             for name, value in parameters.items())
+    cell = nbformat.v4.new_code_cell(source, metadata={"tags": [INJECTED_TAG]})
+    index = 0
+    for position, existing in enumerate(notebook.cells):
+        if PARAMETERS_TAG in existing.get("metadata", {}).get("tags", []):
+            index = position + 1
+            break
+    notebook.cells.insert(index, cell)
+    return index
+
+
+def run_notebook(
+    notebook: str,
+    workdir: str | os.PathLike,
+    parameters: Mapping[str, str | int | float],
+    inputs: Mapping[str, str | os.PathLike] | None = None,
+    limits: RunLimits | None = None,
+    *,
+    allow_unsandboxed: bool = False,
+) -> NotebookRun:
+    """Execute the submission's ``notebook`` in the sandbox with ``parameters`` injected.
+
+    Args:
+        notebook: the notebook's path relative to ``workdir`` (as discovery found it).
+        workdir: the submission's work folder; the kernel starts in the notebook's folder.
+        parameters: the contract's placeholders (``mel_dir``, ``out_dir``, ``num``,
+            ``seed``) with their values; in a string value, ``{workdir}`` and ``{name}``
+            of an input become where the notebook sees them (:func:`sandbox.locations`).
+        inputs: host files or folders mounted read-only for the run, as in :func:`sandbox.run`.
+        limits: the run's limits; ``cell_seconds`` bounds each cell, ``wall_seconds`` the whole.
+        allow_unsandboxed: as in :func:`sandbox.run`.
+
+    Raises:
+        NotebookError: the notebook is missing or malformed (nothing was run).
+    """
+    limits = limits or RunLimits()
+    workdir = Path(workdir)
+    relative = PurePosixPath(notebook)
+    try:
+        source_path = sandbox.output_file(workdir, relative)
+    except FileNotFoundError as error:
+        raise NotebookError(f"{notebook}: {error}") from error
+    prepared = load_notebook(source_path)
+    where = sandbox.locations(workdir, inputs)
+    filled = {name: sandbox.fill_placeholders(value, where) if isinstance(value, str) else value
+              for name, value in parameters.items()}
+    injected = inject_parameters(prepared, filled)
+
+    stem = relative.stem
+    prepared_name, executed_name = f"{stem}.prepared.ipynb", f"{stem}.executed.ipynb"
+    _write_new(_fresh_folder(workdir / RUN_FOLDER) / prepared_name, nbformat.writes(prepared))
+
+    inside = where["workdir"]
+    command = ["python", "-c", _RUNNER, f"{inside}/{RUN_FOLDER}/{prepared_name}", f"{inside}/{RUN_FOLDER}/{executed_name}",
+               f"{inside}/{relative.parent}", str(math.ceil(limits.cell_seconds))]
+    result = sandbox.run(command, workdir, inputs, limits, allow_unsandboxed=allow_unsandboxed)
+
+    executed_relative = f"{RUN_FOLDER}/{executed_name}"
+    try:
+        executed = nbformat.read(sandbox.output_file(workdir, executed_relative), as_version=4)
+    except Exception:  # missing, or whatever student code left there: no outputs to show
+        executed = None
+    error = _first_failure(executed, injected, result, limits) if executed is not None else _runner_failure(result)
+    outputs = _cell_outputs(executed, injected) if executed is not None else {}
+    return NotebookRun(run=result, executed=executed_relative if executed is not None else None,
+                       error=error, outputs=outputs)
+
+
+def _fresh_folder(folder: Path) -> Path:
+    """An empty real folder at ``folder``: whatever an earlier run left there (a link?) goes."""
+    if folder.is_symlink() or folder.is_file():
+        folder.unlink()
+    elif folder.is_dir():
+        shutil.rmtree(folder)
+    folder.mkdir()
+    return folder
+
+
+def _write_new(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    with os.fdopen(fd, "w", encoding="utf-8") as file:
+        file.write(text)
+
+
+def _student_numbers(executed: nbformat.NotebookNode, injected: int) -> list[tuple[int, dict]]:
+    """(number, cell) of the executed notebook's code cells, numbered as in the student's notebook."""
+    return [(index + (index < injected), cell) for index, cell in enumerate(executed.get("cells", []))
+            if index != injected and cell.get("cell_type") == "code"]
+
+
+def _first_failure(executed: nbformat.NotebookNode, injected: int, result: sandbox.RunResult,
+                   limits: RunLimits) -> str | None:
+    """The cell that timed out, or else the first that raised, in words; else the run's own message."""
+    cells = _student_numbers(executed, injected)
+    if "CellTimeoutError" in result.stderr:  # nbclient stopped: the last cell that started is the one
+        started = [number for number, cell in cells
+                   if "iopub.execute_input" in cell.get("metadata", {}).get("execution", {})]
+        if started:
+            return (f"cell {started[-1]} timed out after {limits.cell_seconds:g} s "
+                    f"(limit cell_seconds = {limits.cell_seconds:g})")
+    for number, cell in cells:
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "error":
+                return f"cell {number} raised {output.get('ename', 'an error')}: {output.get('evalue', '')}".strip()
+    return None if result.ok else _runner_failure(result)
+
+
+def _runner_failure(result: sandbox.RunResult) -> str:
+    """Why the notebook did not run to the end when no executed notebook says so."""
+    if result.ok:
+        return "the executed notebook was not written back (deleted or replaced by the notebook's code?)"
+    last = result.stderr.strip().splitlines()[-1:] if result.stderr.strip() else []
+    detail = f": {last[0]}" if last and result.verdict is sandbox.Verdict.EXIT_CODE else ""
+    return f"the notebook run {result.message}{detail}"
+
+
+def _cell_outputs(executed: nbformat.NotebookNode, injected: int) -> dict[int, str]:
+    outputs = {}
+    for number, cell in _student_numbers(executed, injected):
+        texts = []
+        for output in cell.get("outputs", []):
+            kind = output.get("output_type")
+            if kind == "stream":
+                texts.append(str(output.get("text", "")))
+            elif kind in ("execute_result", "display_data"):
+                texts.append(str(output.get("data", {}).get("text/plain", "")))
+            elif kind == "error":
+                texts.append("\n".join(str(line) for line in output.get("traceback", [])))
+        text = "".join(texts)
+        if text:
+            outputs[number] = text[:_OUTPUT_CHARS_PER_CELL]
+    return outputs
+

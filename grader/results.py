@@ -1,0 +1,124 @@
+"""The result of grading one submission: always serialisable, even after a crash.
+
+One JSON file per submission, written atomically (a temporary file, then a rename),
+so a reader never sees half a result. Reports and exports are rendered from these
+files only. A refused archive and a grader error get a result too; ``status`` says which.
+"""
+from __future__ import annotations
+
+import os
+import traceback
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from grader import __version__
+from grader.sandbox import RunResult
+
+ItemStatus = Literal["passed", "partial", "failed", "error", "skipped"]
+"""passed: full points; partial: some; failed: none; error: the check itself broke; skipped: not run here."""
+SubmissionStatus = Literal["graded", "refused", "grader_error"]
+"""graded: every item ran (whatever the student's code did); refused: intake refused the archive;
+grader_error: grading itself failed, the message says where."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ItemResult(_Model):
+    """One rubric item: points out of its maximum, and why."""
+
+    id: str
+    title: str
+    checklist: str
+    points: float
+    max_points: float
+    status: ItemStatus
+    visibility: str = "visible"
+    explanation: str = Field(description="Why these points, in sentences a student can act on.")
+    evidence: list[str] = Field(default_factory=list, description="What the check saw: file:line, numbers, findings.")
+    metrics: dict[str, Any] = Field(default_factory=dict, description="Numbers the points came from.")
+    seconds: float = 0.0
+
+
+class RunEntry(_Model):
+    """One run of student code: which item asked for it, what for, and the sandbox's verdict."""
+
+    item_id: str
+    purpose: str
+    result: RunResult
+
+
+class QuestionOutcome(_Model):
+    id: str
+    answered: str | None
+    correct: bool
+    points: float
+    max_points: float
+
+
+class Versions(_Model):
+    grader: str = __version__
+    rubric: str = ""
+    heldout: str = Field("", description="Content hash of the held-out set the outputs were scored on.")
+
+
+class SubmissionResult(_Model):
+    """Everything known about one graded (or refused) submission."""
+
+    submission_id: str
+    source: str = Field(description="The file or folder graded, as given.")
+    status: SubmissionStatus
+    message: str = ""
+    student: dict[str, str] = Field(default_factory=dict)
+    total: float = 0.0
+    max_total: float = 0.0
+    items: list[ItemResult] = Field(default_factory=list)
+    quiz: list[QuestionOutcome] = Field(default_factory=list)
+    runs: list[RunEntry] = Field(default_factory=list)
+    clip_metrics: list[dict[str, Any]] = Field(default_factory=list, description="Per held-out clip scores.")
+    aggregates: dict[str, Any] = Field(default_factory=dict)
+    discovery: dict[str, Any] = Field(default_factory=dict, description="Which file plays which part; what was guessed.")
+    versions: Versions = Versions()
+    started_at: str = ""
+    finished_at: str = ""
+    seconds: float = 0.0
+
+    @classmethod
+    def refused(cls, submission_id: str, source: str, reason: str, max_total: float, versions: Versions) -> "SubmissionResult":
+        """The result of an archive intake refused: zero points and the reason."""
+        now = utc_now()
+        return cls(submission_id=submission_id, source=source, status="refused", message=reason, max_total=max_total,
+                   versions=versions, started_at=now, finished_at=now)
+
+    @classmethod
+    def from_exception(cls, submission_id: str, source: str, error: BaseException, max_total: float,
+                       versions: Versions, partial: "SubmissionResult | None" = None) -> "SubmissionResult":
+        """A grader error as a result: what had been graded so far (if any) and the error with its traceback."""
+        detail = "".join(traceback.format_exception(error)).strip()
+        base = partial.model_dump() if partial else {"submission_id": submission_id, "source": source,
+                                                    "max_total": max_total, "versions": versions.model_dump(),
+                                                    "started_at": utc_now()}
+        base.update(status="grader_error", message=f"the grader failed: {error!r}\n{detail}", finished_at=utc_now())
+        return cls.model_validate(base)
+
+    def write(self, folder: str | os.PathLike) -> Path:
+        """Write ``folder/<submission_id>.json`` atomically and return its path."""
+        target = Path(folder) / f"{self.submission_id}.json"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        tmp.write_text(self.model_dump_json(indent=2))
+        os.replace(tmp, target)
+        return target
+
+    @classmethod
+    def read(cls, path: str | os.PathLike) -> "SubmissionResult":
+        return cls.model_validate_json(Path(path).read_text())
+
+
+def utc_now() -> str:
+    """The current time as an ISO 8601 string in UTC, to the second."""
+    return datetime.now(timezone.utc).replace(microsecond=0).isoformat()

@@ -1,0 +1,983 @@
+"""Run untrusted commands: bubblewrap isolation, resource limits, a verdict. The only
+way student code runs.
+
+What a run sees (bubblewrap, with new pid, network, ipc, uts and cgroup namespaces):
+- no network: a network namespace of its own with only a loopback interface;
+- a new root, read-only: ``/usr`` (and the ``/bin``, ``/lib``... links), an ``/etc`` of
+  its own (``passwd``, ``group``, ``hosts``, ``nsswitch.conf``, a copy of the loader
+  cache), the project's virtual environment at its host path (its interpreter too, where
+  that lives outside ``/usr``), ``/proc`` of its own PID namespace, a minimal ``/dev``;
+- numba's warmed cache, read-only, behind a private writable layer of links (numba
+  skips a cache directory it cannot write to, and would then recompile for ~16 s);
+- writable: the work folder at :data:`WORKDIR_INSIDE` (also the working directory), a
+  private ``/tmp`` and ``/dev/shm`` (``disk_bytes`` each, gone after the run);
+- inputs, read-only, at ``/inputs/<name>``.
+Nothing else of the host: not the project's ``data/`` (held-out clips), ``rubrics/``
+(answer keys), the ``reference`` solution (its code and trained checkpoints: a
+submission must not be able to call the model solution), results, other submissions,
+nor any home directory. No file descriptor of the grader is inherited.
+
+Who it runs as, and how it is limited (:class:`grader.limits.RunLimits`):
+- cgroup mode, the grader is root and cgroup v1 ``pids``, ``memory`` and ``cpuacct``
+  are writable (this project's CI): the run joins cgroups of its own before bubblewrap
+  starts, so process count, memory and CPU time are held and measured for the whole
+  tree; bubblewrap sets up as root, and the first thing run inside is ``setpriv``
+  dropping to uid :data:`SANDBOX_UID` with no capability, an empty bounding set and
+  ``no_new_privs``.
+- user-namespace mode, a grader without root (a laptop), or root without usable
+  cgroups: bubblewrap through an unprivileged user namespace (nested ones disabled),
+  student code as uid :data:`INSIDE_UID` inside; ``RLIMIT_NPROC`` is set *inside* that
+  namespace, where the kernel counts only the run's own processes, and ``RLIMIT_DATA``
+  bounds each process's memory. CPU time and peak memory are not measured.
+- unsandboxed, bubblewrap is missing and the caller passed ``allow_unsandboxed``
+  (``grade check`` on a student's own code): resource limits only, said plainly in the
+  result. Otherwise the verdict is ``sandbox_unavailable``, naming :data:`UNSAFE_FLAG`.
+Every mode sets per-process CPU time, file size and open files (rlimits); the grader
+itself watches wall time, bytes printed and work-folder growth.
+
+The process tree: the command runs in a PID namespace of its own under bubblewrap's
+init; when the command exits, when the grader kills bubblewrap (timeout, output limit)
+or when the grader dies (``--die-with-parent``), the kernel kills every process in that
+namespace, and :func:`run` returns only once that init is gone.
+"""
+from __future__ import annotations
+
+import errno
+import functools
+import itertools
+import json
+import os
+import resource
+import selectors
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path, PurePosixPath
+from typing import Mapping, Sequence
+
+from pydantic import BaseModel
+
+import reference
+from grader.limits import RunLimits
+
+BWRAP: str | None = shutil.which("bwrap")
+"""bubblewrap's executable; None where it is not installed (then runs are refused or unsandboxed)."""
+
+WORKDIR_INSIDE = PurePosixPath("/submission")
+"""Where the work folder appears inside the sandbox; the command's working directory."""
+INPUTS_INSIDE = PurePosixPath("/inputs")
+"""Inputs appear read-only at ``/inputs/<name>``."""
+SANDBOX_UID = SANDBOX_GID = 65534
+"""The uid/gid student code runs as when the grader is root ("nobody": owns nothing), inside and out."""
+INSIDE_UID = INSIDE_GID = 1000
+"""The uid/gid student code sees inside a user namespace (a grader without root); outside it is the user's."""
+UNSAFE_FLAG = "--unsafe-no-sandbox"
+"""The command-line flag that lets instructor grading run student code without bubblewrap."""
+
+_NUMBA_CACHE_INSIDE = "/tmp/numba-cache"
+_NUMBA_WARM_INSIDE = "/var/cache/numba-warm"
+_PRIVILEGED_NAMESPACES = ("--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try")
+_USER_NAMESPACES = ("--unshare-all", "--unshare-user", "--disable-userns",
+                    "--uid", str(INSIDE_UID), "--gid", str(INSIDE_GID))
+_ETC_COPIED = ("ld.so.cache",)
+"""Host files copied into the sandbox's /etc (the loader cache makes every start faster)."""
+_THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS",
+                     "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
+_DISK_POLL_SECONDS = 0.5
+_DRAIN_GRACE_SECONDS = 0.5
+
+
+class Verdict(StrEnum):
+    """What happened to a run, in words a student reads in the report."""
+
+    OK = "ok"
+    EXIT_CODE = "exit_code"
+    TIMEOUT = "timeout"
+    OUT_OF_MEMORY = "out_of_memory"
+    KILLED_BY_SIGNAL = "killed_by_signal"
+    OUTPUT_LIMIT = "output_limit"
+    SANDBOX_UNAVAILABLE = "sandbox_unavailable"
+
+
+class RunResult(BaseModel):
+    """One run's outcome; serialisable as it is (``model_dump_json``)."""
+
+    verdict: Verdict
+    message: str
+    """One line for the report: what happened and, for a limit, which key to raise."""
+    command: list[str]
+    """The command as run, with input placeholders replaced."""
+    exit_code: int | None = None
+    signal: int | None = None
+    wall_seconds: float = 0.0
+    cpu_seconds: float | None = None
+    """CPU time of every process of the run (cgroup mode, or unsandboxed); None where not measurable."""
+    peak_memory_bytes: int | None = None
+    """The memory cgroup's peak (page cache included), or unsandboxed the largest process's peak RSS;
+    None where not measurable (user-namespace mode: bubblewrap's init is reaped by nobody we can ask)."""
+    process_limit_hit: bool = False
+    """A fork or thread start was refused because ``processes`` was reached (cgroup mode only)."""
+    stdout: str = ""
+    stderr: str = ""
+    stdout_truncated: bool = False
+    stderr_truncated: bool = False
+    output_bytes: int = 0
+    """Bytes printed to stdout and stderr together (captured or not)."""
+    sandboxed: bool = True
+    isolation: str = ""
+    """How this run was isolated and limited, in words (bubblewrap and cgroups, a user namespace, or none)."""
+
+    @property
+    def ok(self) -> bool:
+        return self.verdict is Verdict.OK
+
+
+def run(
+    command: str | Sequence[str],
+    workdir: str | os.PathLike,
+    inputs: Mapping[str, str | os.PathLike] | None = None,
+    limits: RunLimits | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    allow_unsandboxed: bool = False,
+) -> RunResult:
+    """Run ``command`` on the submission in ``workdir``, isolated and limited.
+
+    Args:
+        command: an argument list, or one string split as a POSIX shell would (no shell
+            runs it). ``python`` is the project's virtual environment's. In any argument,
+            ``{workdir}`` and ``{name}`` of an input become where the command sees them
+            (:func:`locations`); other braces are left alone.
+        workdir: the submission's work folder (from :func:`grader.intake.unpack`); the
+            only place the command can write, and its working directory. Outputs are
+            read from here afterwards, with :func:`output_file`. As root, its contents
+            are handed to :data:`SANDBOX_UID` before the run.
+        inputs: ``{name: host file or folder}``, each mounted read-only at
+            ``/inputs/<name>`` (names: letters, digits, ``_``, ``-``, ``.``; not ``workdir``).
+        limits: resources the run may use; :class:`RunLimits` defaults when None.
+        env: extra environment variables (the host's environment is never passed on).
+        allow_unsandboxed: where bubblewrap is missing, run with resource limits only
+            (``grade check`` on a student's own code) instead of refusing.
+
+    Returns:
+        The verdict with exit code or signal, wall and CPU seconds, peak memory, and
+        stdout/stderr capped at ``limits.captured_bytes`` each.
+    """
+    limits = limits or RunLimits()
+    workdir = Path(workdir).resolve()
+    if not workdir.is_dir():
+        raise NotADirectoryError(f"work folder {workdir} does not exist; unpack the submission first")
+    argv = shlex.split(command) if isinstance(command, str) else [str(part) for part in command]
+    if not argv:
+        raise ValueError("empty command: nothing to run")
+    inputs = {name: Path(path).resolve() for name, path in (inputs or {}).items()}
+    for name, path in inputs.items():
+        _check_input(name, path)
+    disk_base = _folder_bytes(workdir)
+
+    where = locations(workdir, inputs)
+    argv = [fill_placeholders(part, where) for part in argv]
+    if BWRAP is None:
+        if not allow_unsandboxed:
+            return RunResult(
+                verdict=Verdict.SANDBOX_UNAVAILABLE, command=argv, sandboxed=False,
+                message="bubblewrap (bwrap) is not installed, so student code cannot be isolated: install it "
+                "(Debian/Ubuntu: apt install bubblewrap) or, for code you trust, pass "
+                f"{UNSAFE_FLAG} to run it with resource limits only",
+            )
+        return _supervise(_Launch.unsandboxed(argv, workdir, limits, env), limits, disk_base)
+    try:
+        launch = _Launch.bubblewrap(argv, workdir, inputs, limits, env)
+    except SandboxSetupError as error:
+        return RunResult(verdict=Verdict.SANDBOX_UNAVAILABLE, command=argv, message=str(error))
+    return _supervise(launch, limits, disk_base)
+
+
+def locations(workdir: str | os.PathLike, inputs: Mapping[str, str | os.PathLike] | None = None) -> dict[str, str]:
+    """Where a run's command sees its work folder (key ``workdir``) and each input (by name).
+
+    These are the values of the placeholders :func:`run` fills in (:func:`fill_placeholders`);
+    use them to tell student code where things are (a notebook's injected variables, say).
+    """
+    if BWRAP is None:  # unsandboxed: the host's own paths
+        return {"workdir": str(Path(workdir).resolve()), **{n: str(Path(p).resolve()) for n, p in (inputs or {}).items()}}
+    return {"workdir": str(WORKDIR_INSIDE), **{name: str(INPUTS_INSIDE / name) for name in inputs or {}}}
+
+
+def fill_placeholders(text: str, values: Mapping[str, str]) -> str:
+    """``text`` with each ``{name}`` of ``values`` replaced; other braces are left as they are."""
+    for name, value in values.items():
+        text = text.replace("{" + name + "}", value)
+    return text
+
+
+def output_file(workdir: str | os.PathLike, relative: str | os.PathLike) -> Path:
+    """The host path of a file a run wrote, refused unless it is a plain file inside ``workdir``.
+
+    Student code controls the work folder: a "generated" clip can be a symbolic link to
+    a held-out clip, or a FIFO that blocks the grader. Read outputs only through this.
+
+    Raises:
+        FileNotFoundError: missing, a link (anywhere on the way), or not a regular file.
+    """
+    workdir = Path(workdir).resolve()
+    path = workdir
+    for part in PurePosixPath(relative).parts:
+        if part in ("/", "..", "."):
+            raise FileNotFoundError(f"{relative}: output paths are relative to the work folder, without '..'")
+        path = path / part
+        if path.is_symlink():
+            raise FileNotFoundError(f"{relative}: is a symbolic link; write the file itself, not a link")
+    if not path.is_file():
+        raise FileNotFoundError(f"{relative}: no such file in the work folder")
+    return path
+
+
+def isolation_problem() -> str | None:
+    """None when student code can be sandboxed on this machine; else why not and what to do.
+
+    Runs ``true`` in the sandbox once (a few milliseconds), in an empty folder of its own.
+    """
+    with tempfile.TemporaryDirectory(prefix="grader-sandbox-probe-") as folder:
+        result = run(["true"], folder)
+    return result.message if result.verdict is Verdict.SANDBOX_UNAVAILABLE else None
+
+
+# --------------------------------------------------------------------------- arguments
+
+def _check_input(name: str, path: Path) -> None:
+    if not name or name in (".", "..", "workdir") or not all(c.isalnum() or c in "_-." for c in name):
+        raise ValueError(f"input name {name!r}: use letters, digits, '_', '-' or '.' (and not 'workdir')")
+    if not path.exists():
+        raise FileNotFoundError(f"input {name!r}: {path} does not exist")
+    if os.geteuid() == 0 and path.stat().st_mode & 0o004 == 0:
+        raise PermissionError(f"input {name!r}: {path} is not readable by other users, and student code runs as "
+                              f"uid {SANDBOX_UID}; make it readable (chmod o+rX) before the run")
+
+
+def _child_env(limits: RunLimits, home: str, numba_cache: str | None, path: str,
+               extra: Mapping[str, str] | None) -> dict[str, str]:
+    env = {
+        "PATH": path, "HOME": home, "TMPDIR": "/tmp", "USER": "student", "LOGNAME": "student",
+        "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1",
+        "MPLBACKEND": "Agg", "MPLCONFIGDIR": f"{home}/.config/matplotlib",
+    }
+    env.update({variable: str(limits.cpu_threads) for variable in _THREAD_VARIABLES})
+    if numba_cache:
+        env["NUMBA_CACHE_DIR"] = numba_cache
+    env.update(extra or {})
+    return env
+
+
+@dataclass
+class _Launch:
+    """A started run: the process, what limits it, and what to release afterwards."""
+
+    process: subprocess.Popen
+    argv: list[str]
+    workdir: Path
+    isolation: str
+    sandboxed: bool
+    started: float
+    cgroups: _Cgroups | None = None
+    status_fd: int | None = None
+    """Read end of bubblewrap's ``--json-status-fd``: names its init once the command is starting."""
+    home: Path | None = None
+    """The unsandboxed run's temporary home folder, removed afterwards."""
+
+    @classmethod
+    def bubblewrap(cls, argv: list[str], workdir: Path, inputs: Mapping[str, Path], limits: RunLimits,
+                   env: Mapping[str, str] | None) -> _Launch:
+        """Start ``argv`` under bubblewrap, in cgroup mode where possible (see the module's notes)."""
+        host = _host()
+        as_root = os.geteuid() == 0
+        if as_root:
+            _hand_over(workdir, SANDBOX_UID, SANDBOX_GID)
+        cgroups = _Cgroups.create(limits) if as_root else None
+        status_read, status_write = os.pipe()
+        arguments = _Arguments([status_write])
+        try:
+            _sandbox_arguments(arguments, host, argv, workdir, inputs, limits, env, status_write,
+                               privileged=cgroups is not None)
+            if cgroups is not None:
+                # a shell joins the cgroups and sets the rlimits, then becomes bubblewrap (exec
+                # keeps the pid): the run is in its cgroups before it can fork
+                join = 'for f do [ "$f" = -- ] && break; echo $$ > "$f" || exit 125; shift; done; shift; '
+                prefix = ["/bin/sh", "-c", join + _ulimit_commands(limits) + ' && exec "$@"',
+                          "join-cgroups", *cgroups.procs_files(), "--"]
+                isolation = (f"bubblewrap (no network, read-only system, private /tmp) as uid {SANDBOX_UID}, "
+                             "cgroup v1 (pids, memory, cpuacct)")
+            else:
+                prefix = [host.setpriv, f"--reuid={SANDBOX_UID}", f"--regid={SANDBOX_GID}", "--clear-groups",
+                          "--"] if as_root else []
+                isolation = ("bubblewrap in a user namespace (no network, read-only system, private /tmp), "
+                             "rlimits (RLIMIT_NPROC in the namespace, RLIMIT_DATA)")
+            process, started = _popen(prefix + arguments.args, Path("/"), os.environ, pass_fds=arguments.fds)
+        except BaseException:
+            os.close(status_read)
+            if cgroups is not None:
+                cgroups.remove()
+            raise
+        finally:
+            arguments.close()  # bubblewrap has its own copies now
+        return cls(process, argv, workdir, isolation, True, started, cgroups, status_read)
+
+    @classmethod
+    def unsandboxed(cls, argv: list[str], workdir: Path, limits: RunLimits,
+                    env: Mapping[str, str] | None) -> _Launch:
+        host = _host(require_sandbox_tools=False)
+        home = Path(tempfile.mkdtemp(prefix="grader-unsandboxed-home-"))
+        child_env = _child_env(limits, str(home), os.environ.get("NUMBA_CACHE_DIR"), host.path, env)
+
+        def apply_rlimits() -> None:  # runs in the child between fork and exec
+            for rlimit, soft, hard in _rlimits(limits, processes=False, memory=True):
+                resource.setrlimit(rlimit, (soft, hard))
+
+        try:
+            process, started = _popen(argv, workdir, child_env, preexec_fn=apply_rlimits, start_new_session=True)
+        except BaseException:
+            shutil.rmtree(home, ignore_errors=True)
+            raise
+        isolation = ("none: resource limits only (bubblewrap not found); the command could read and write "
+                     "anything your user can")
+        return cls(process, argv, workdir, isolation, False, started, home=home)
+
+    def kill(self) -> None:
+        """Kill the whole run now (bubblewrap's namespace dies with it)."""
+        try:
+            if self.sandboxed:
+                self.process.kill()
+            else:
+                os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        if self.cgroups is not None:
+            self.cgroups.kill_all()
+
+    def usage(self, rusage: resource.struct_rusage) -> tuple[float | None, int | None, int, bool]:
+        """CPU seconds, peak memory bytes, OOM kills and whether the process limit was hit.
+
+        Unsandboxed, ``rusage`` (from wait4) covers the command and its reaped children.
+        Under bubblewrap it does not: bubblewrap leaves its PID-1 init, which reaps the
+        command, to be reaped by the host's init; only the cgroups know.
+        """
+        if self.cgroups is not None:
+            groups = self.cgroups
+            return groups.cpu_seconds(), groups.peak_memory_bytes(), groups.oom_kills(), groups.process_limit_hit()
+        if not self.sandboxed:
+            return rusage.ru_utime + rusage.ru_stime, rusage.ru_maxrss * 1024, 0, False
+        return None, None, 0, False
+
+    def release(self) -> None:
+        if self.status_fd is not None:
+            os.close(self.status_fd)
+            self.status_fd = None
+        if self.cgroups is not None:
+            self.cgroups.remove()
+        if self.home is not None:
+            shutil.rmtree(self.home, ignore_errors=True)
+
+
+def _popen(argv: list[str], cwd: Path, env: Mapping[str, str], **kwargs) -> tuple[subprocess.Popen, float]:
+    started = time.monotonic()
+    process = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, close_fds=True, **kwargs)
+    return process, started
+
+
+class _Arguments:
+    """A growing bubblewrap argument list and the descriptors it names (closed after the start)."""
+
+    def __init__(self, fds: list[int]):
+        self.args: list[str] = []
+        self.fds = fds
+
+    def folder(self, path: Path) -> str:
+        """A descriptor of a host folder or file to mount (``--ro-bind-fd``, ``--bind-fd``)."""
+        self.fds.append(os.open(path, os.O_PATH | os.O_CLOEXEC))
+        return str(self.fds[-1])
+
+    def content(self, path: str) -> str:
+        """A descriptor bubblewrap copies a host file's content from (``--file``)."""
+        self.fds.append(os.open(path, os.O_RDONLY | os.O_CLOEXEC))
+        return str(self.fds[-1])
+
+    def text(self, text: str) -> str:
+        """A pipe holding ``text``, for ``--file`` (small texts: they fit the pipe's buffer)."""
+        read_end, write_end = os.pipe()
+        os.write(write_end, text.encode())
+        os.close(write_end)
+        self.fds.append(read_end)
+        return str(read_end)
+
+    def close(self) -> None:
+        for fd in self.fds:
+            os.close(fd)
+        self.fds = []
+
+
+def _sandbox_arguments(arguments: _Arguments, host: _Host, argv: list[str], workdir: Path,
+                       inputs: Mapping[str, Path], limits: RunLimits, env: Mapping[str, str] | None,
+                       status_fd: int, privileged: bool) -> None:
+    """bubblewrap's command line for one run (see the module's notes for what each part is for)."""
+    add = arguments.args.extend
+    add([BWRAP, *(_PRIVILEGED_NAMESPACES if privileged else _USER_NAMESPACES), "--die-with-parent",
+         "--new-session", "--hostname", "sandbox", "--json-status-fd", str(status_fd), *host.system_mounts])
+    uid, gid = (SANDBOX_UID, SANDBOX_GID) if privileged else (INSIDE_UID, INSIDE_GID)
+    for name, text in _etc_files(uid, gid).items():
+        add(["--file", arguments.text(text), f"/etc/{name}"])
+    for name in host.etc_copied:
+        add(["--file", arguments.content(f"/etc/{name}"), f"/etc/{name}"])
+    add(["--proc", "/proc", "--dev", "/dev"])
+    for scratch in ("/tmp", "/dev/shm"):  # writable by whoever runs inside, bounded in size
+        add(["--perms", "1777", "--size", str(limits.disk_bytes), "--tmpfs", scratch])
+    made: set[PurePosixPath] = set()
+    for path in host.code:
+        add([*_parent_folders(path, made), "--ro-bind-fd", arguments.folder(path), str(path)])
+    if host.numba_cache is not None:
+        add([*_parent_folders(_NUMBA_WARM_INSIDE, made),
+             "--ro-bind-fd", arguments.folder(host.numba_cache), _NUMBA_WARM_INSIDE])
+        add(_numba_cache_links(host.numba_cache))
+    add(["--bind-fd", arguments.folder(workdir), str(WORKDIR_INSIDE)])
+    for name, path in inputs.items():
+        inside = INPUTS_INSIDE / name
+        add([*_parent_folders(inside, made), "--ro-bind-fd", arguments.folder(path), str(inside)])
+    add(["--chdir", str(WORKDIR_INSIDE), "--clearenv"])
+    numba_cache = _NUMBA_CACHE_INSIDE if host.numba_cache is not None else None
+    for key, value in _child_env(limits, "/tmp", numba_cache, host.path, env).items():
+        add(["--setenv", key, value])
+    add(["--remount-ro", "/", "--"])
+    if privileged:
+        add([host.setpriv, f"--reuid={SANDBOX_UID}", f"--regid={SANDBOX_GID}", "--clear-groups",
+             "--inh-caps=-all", "--bounding-set=-all", "--", *argv])
+    else:  # the rlimits are set inside the new user namespace, where RLIMIT_NPROC counts only this run
+        add([*_prlimit_args(host.prlimit, limits), "--", *argv])
+
+
+def _etc_files(uid: int, gid: int) -> dict[str, str]:
+    """The sandbox's own /etc files, for student code running as ``uid``: no host file is mounted."""
+    return {
+        "passwd": f"root:x:0:0:root:/root:/usr/sbin/nologin\nstudent:x:{uid}:{gid}:student:/tmp:/usr/sbin/nologin\n",
+        "group": f"root:x:0:\nstudent:x:{gid}:\n",
+        "hosts": "127.0.0.1 localhost sandbox\n::1 localhost\n",
+        "nsswitch.conf": "passwd: files\ngroup: files\nhosts: files\n",
+    }
+
+
+def _rlimits(limits: RunLimits, processes: bool, memory: bool) -> list[tuple[int, int, int]]:
+    """The per-process rlimits of a run as (resource, soft, hard).
+
+    RLIMIT_NPROC and RLIMIT_DATA only where no cgroup holds processes and memory.
+    """
+    values = [
+        (resource.RLIMIT_CPU, limits.cpu_seconds, limits.cpu_seconds + 1),  # SIGXCPU first, SIGKILL a second later
+        (resource.RLIMIT_FSIZE, limits.file_size_bytes, limits.file_size_bytes),
+        (resource.RLIMIT_NOFILE, limits.open_files, limits.open_files),
+    ]
+    if processes:
+        values.append((resource.RLIMIT_NPROC, limits.processes, limits.processes))
+    if memory:
+        values.append((resource.RLIMIT_DATA, limits.memory_bytes, limits.memory_bytes))
+    return values
+
+
+def _ulimit_commands(limits: RunLimits) -> str:
+    """``ulimit`` commands of a POSIX shell setting the rlimits that need no namespace (CPU, file size,
+    open files): the cgroup mode's shell sets them on its way to bubblewrap, without another exec."""
+    flags = {resource.RLIMIT_CPU: ("-t", 1), resource.RLIMIT_FSIZE: ("-f", 512), resource.RLIMIT_NOFILE: ("-n", 1)}
+    commands = []
+    for rlimit, soft, hard in _rlimits(limits, processes=False, memory=False):
+        flag, unit = flags[rlimit]
+        commands += [f"ulimit -S {flag} {soft // unit}", f"ulimit -H {flag} {hard // unit}"]  # soft <= hard always
+    return "{ " + " && ".join(commands) + "; } || exit 125"
+
+
+def _prlimit_args(prlimit: str, limits: RunLimits) -> list[str]:
+    """util-linux ``prlimit`` setting every rlimit, run *inside* bubblewrap's user namespace.
+
+    There RLIMIT_NPROC counts the run's own processes only (the kernel counts per user
+    namespace), so it binds without counting the user's other processes.
+    """
+    names = {resource.RLIMIT_CPU: "cpu", resource.RLIMIT_FSIZE: "fsize", resource.RLIMIT_NOFILE: "nofile",
+             resource.RLIMIT_NPROC: "nproc", resource.RLIMIT_DATA: "data"}
+    return [prlimit, *(f"--{names[rlimit]}={soft}:{hard}" for rlimit, soft, hard in
+                       _rlimits(limits, processes=True, memory=True))]
+
+
+def _parent_folders(path: str | os.PathLike, made: set[PurePosixPath]) -> list[str]:
+    """``--dir`` for each missing parent of a mount point, so they are 0755 (bubblewrap's own are 0700)."""
+    args = []
+    for parent in reversed(PurePosixPath(path).parents[:-1]):
+        if parent not in made:
+            made.add(parent)
+            args += ["--dir", str(parent)]
+    return args
+
+
+def _numba_cache_links(cache: Path) -> list[str]:
+    """A writable cache directory in /tmp whose entries are links into the read-only warm cache.
+
+    numba skips a cache directory it cannot write to; here it reads the warm entries
+    through the links and writes anything new beside them, in the run's private /tmp.
+    """
+    args = ["--perms", "0777", "--dir", _NUMBA_CACHE_INSIDE]
+    for folder in sorted(os.scandir(cache), key=lambda entry: entry.name):
+        if not folder.is_dir(follow_symlinks=False):
+            continue
+        args += ["--perms", "0777", "--dir", f"{_NUMBA_CACHE_INSIDE}/{folder.name}"]
+        for entry in os.scandir(folder.path):
+            if entry.is_file(follow_symlinks=False) and ".tmp." not in entry.name:
+                args += ["--symlink", f"{_NUMBA_WARM_INSIDE}/{folder.name}/{entry.name}",
+                         f"{_NUMBA_CACHE_INSIDE}/{folder.name}/{entry.name}"]
+    return args
+
+
+def _hand_over(workdir: Path, uid: int, gid: int) -> None:
+    """Make the work folder the sandbox user's (root grading only), without following links."""
+    paths = [str(workdir)]
+    for root, dirs, files in os.walk(workdir):
+        paths += [os.path.join(root, name) for name in dirs + files]
+    for path in paths:
+        if os.lstat(path).st_uid != uid:
+            os.lchown(path, uid, gid)
+
+
+def _folder_bytes(folder: Path, stop_above: int | None = None) -> int:
+    """Bytes of the regular files under ``folder`` (links not followed); stops counting past ``stop_above``."""
+    total = 0
+    pending = [str(folder)]
+    while pending:
+        try:
+            entries = list(os.scandir(pending.pop()))
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    pending.append(entry.path)
+                elif entry.is_file(follow_symlinks=False):
+                    total += entry.stat(follow_symlinks=False).st_size
+            except OSError:
+                continue
+        if stop_above is not None and total > stop_above:
+            break
+    return total
+
+
+# --------------------------------------------------------------------------- the host
+
+@dataclass(frozen=True)
+class _Host:
+    """What this machine offers a sandbox: tools, the Python environment, numba's cache."""
+
+    prlimit: str
+    setpriv: str
+    code: tuple[Path, ...]
+    """Host folders mounted read-only at their own paths: the venv and, outside ``/usr``, its interpreter."""
+    path: str
+    """``PATH`` for student code: the venv's ``bin`` first."""
+    numba_cache: Path | None
+    system_mounts: tuple[str, ...]
+    """bubblewrap arguments for ``/usr``, the top-level links into it, and ``/etc/localtime``."""
+    etc_copied: tuple[str, ...]
+
+    @classmethod
+    def detect(cls, require_sandbox_tools: bool) -> _Host:
+        venv = Path(sys.prefix).resolve() if sys.prefix != sys.base_prefix else None
+        code = []
+        if venv is not None:
+            code.append(venv)
+            base = Path(sys.base_prefix).resolve()
+            if not base.is_relative_to("/usr"):
+                code.append(base)  # an interpreter outside /usr (pyenv, conda): mount it too
+        numba_cache = Path(os.environ.get("NUMBA_CACHE_DIR", reference.PROJECT_ROOT / ".cache" / "numba"))
+        prlimit, setpriv = shutil.which("prlimit") or "", shutil.which("setpriv") or ""
+        if require_sandbox_tools and not (prlimit.startswith("/usr/") and setpriv.startswith("/usr/")):
+            raise SandboxSetupError("util-linux's prlimit and setpriv were not found under /usr; install util-linux")
+        system_mounts = ["--ro-bind", "/usr", "/usr"]
+        for top in (Path("/") / name for name in ("bin", "sbin", "lib", "lib32", "lib64", "libx32")):
+            if top.is_symlink():
+                system_mounts += ["--symlink", os.readlink(top), str(top)]
+            elif top.is_dir():
+                system_mounts += ["--ro-bind", str(top), str(top)]
+        localtime = Path("/etc/localtime")
+        if localtime.is_symlink() and localtime.resolve().is_relative_to("/usr"):
+            system_mounts += ["--symlink", str(localtime.resolve()), str(localtime)]
+        return cls(prlimit, setpriv, tuple(code), (f"{venv}/bin:" if venv else "") + "/usr/local/bin:/usr/bin:/bin",
+                   numba_cache if numba_cache.is_dir() else None, tuple(system_mounts),
+                   tuple(name for name in _ETC_COPIED if Path("/etc", name).is_file()))
+
+
+class SandboxSetupError(RuntimeError):
+    """This machine lacks something the sandbox needs; the message says what to install."""
+
+
+@functools.cache
+def _host(require_sandbox_tools: bool = True) -> _Host:
+    """The host's sandbox facts, found once per process."""
+    return _Host.detect(require_sandbox_tools)
+
+
+# --------------------------------------------------------------------------- cgroups
+
+class _Cgroups:
+    """One run's cgroup v1 groups (``pids``, ``memory``, ``cpuacct``), made under the grader's own."""
+
+    CONTROLLERS = ("pids", "memory", "cpuacct")
+    _counter = itertools.count()
+    _swept = False
+
+    def __init__(self, folders: dict[str, Path]):
+        self.folders = folders
+        """controller -> the run's group folder (co-mounted controllers share one)."""
+
+    @classmethod
+    def create(cls, limits: RunLimits) -> _Cgroups | None:
+        """The run's groups with ``processes`` and ``memory_bytes`` set; None where they cannot be made."""
+        parents = cls._own_groups()
+        if parents is None:
+            return None
+        if not cls._swept:
+            cls._sweep(parents)
+        name = f"grader-sandbox-{os.getpid()}-{next(cls._counter)}"
+        groups = cls({controller: parent / name for controller, parent in parents.items()})
+        try:
+            for folder in groups._unique_folders():
+                folder.mkdir()
+            groups._write("pids", "pids.max", limits.processes)
+            groups._write("memory", "memory.limit_in_bytes", limits.memory_bytes)
+            if (groups.folders["memory"] / "memory.memsw.limit_in_bytes").exists():
+                groups._write("memory", "memory.memsw.limit_in_bytes", limits.memory_bytes)  # no swap either
+        except OSError:
+            groups.remove()
+            return None
+        return groups
+
+    @classmethod
+    def _own_groups(cls) -> dict[str, Path] | None:
+        """The grader's own v1 group folder for each controller, where all are writable."""
+        mounts = {}
+        for line in Path("/proc/self/mounts").read_text().splitlines():
+            _, mount_point, kind, options, *_ = line.split()
+            if kind == "cgroup":
+                for option in options.split(","):
+                    if option in cls.CONTROLLERS:
+                        mounts[option] = Path(mount_point)
+        parents = {}
+        for line in Path("/proc/self/cgroup").read_text().splitlines():
+            _, controllers, path = line.split(":", 2)
+            for controller in controllers.split(","):
+                if controller in mounts:
+                    parents[controller] = mounts[controller] / path.lstrip("/")
+        if set(parents) != set(cls.CONTROLLERS) or not all(os.access(p, os.W_OK) for p in parents.values()):
+            return None
+        return parents
+
+    @classmethod
+    def _sweep(cls, parents: dict[str, Path]) -> None:
+        """Remove empty groups left by graders that were killed before cleaning up."""
+        cls._swept = True
+        for parent in set(parents.values()):
+            for folder in parent.glob("grader-sandbox-*-*"):
+                owner = folder.name.split("-")[2]
+                if owner.isdigit() and not Path(f"/proc/{owner}").exists():
+                    try:
+                        folder.rmdir()
+                    except OSError:
+                        pass
+
+    def _unique_folders(self) -> list[Path]:
+        return list(dict.fromkeys(self.folders.values()))
+
+    def procs_files(self) -> list[str]:
+        return [str(folder / "cgroup.procs") for folder in self._unique_folders()]
+
+    def _write(self, controller: str, name: str, value: int) -> None:
+        (self.folders[controller] / name).write_text(str(value))
+
+    def _read(self, controller: str, name: str) -> str:
+        try:
+            return (self.folders[controller] / name).read_text()
+        except OSError:
+            return ""
+
+    def _counter_value(self, controller: str, name: str, key: str) -> int:
+        for line in self._read(controller, name).splitlines():
+            parts = line.split()
+            if len(parts) == 2 and parts[0] == key:
+                return int(parts[1])
+        return 0
+
+    def oom_kills(self) -> int:
+        return self._counter_value("memory", "memory.oom_control", "oom_kill")
+
+    def process_limit_hit(self) -> bool:
+        return self._counter_value("pids", "pids.events", "max") > 0
+
+    def peak_memory_bytes(self) -> int | None:
+        value = self._read("memory", "memory.max_usage_in_bytes").strip()
+        return int(value) if value.isdigit() else None
+
+    def cpu_seconds(self) -> float | None:
+        value = self._read("cpuacct", "cpuacct.usage").strip()
+        return int(value) / 1e9 if value.isdigit() else None
+
+    def kill_all(self) -> None:
+        """SIGKILL every process left in the run's groups, until none is left."""
+        for _ in range(200):
+            pids = self._read("pids", "cgroup.procs").split()
+            if not pids:
+                return
+            for pid in pids:
+                try:
+                    os.kill(int(pid), signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            time.sleep(0.005)
+
+    def remove(self) -> None:
+        """Remove the groups, waiting for the last processes of a killed tree to leave (EBUSY)."""
+        for folder in self._unique_folders():
+            for _ in range(200):
+                try:
+                    folder.rmdir()
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError as error:
+                    if error.errno != errno.EBUSY:
+                        break
+                    self.kill_all()
+                    time.sleep(0.005)
+
+
+# --------------------------------------------------------------------------- supervision
+
+class _Capture:
+    """The head and tail of one output stream within ``cap`` bytes; counts every byte."""
+
+    def __init__(self, cap: int):
+        self.half = max(cap // 2, 1)
+        self.head = bytearray()
+        self.tail = bytearray()
+        self.total = 0
+
+    def add(self, chunk: bytes) -> None:
+        self.total += len(chunk)
+        room = self.half - len(self.head)
+        if room > 0:
+            self.head += chunk[:room]
+            chunk = chunk[room:]
+        if chunk:
+            self.tail += chunk
+            if len(self.tail) > 2 * self.half:
+                del self.tail[: len(self.tail) - self.half]
+
+    @property
+    def truncated(self) -> bool:
+        return self.total > len(self.head) + min(len(self.tail), self.half)
+
+    def text(self) -> str:
+        tail = bytes(self.tail[-self.half:]) if self.tail else b""
+        if not self.truncated:
+            return (bytes(self.head) + bytes(self.tail)).decode(errors="replace")
+        cut = self.total - len(self.head) - len(tail)
+        return (self.head.decode(errors="replace") + f"\n[... {cut} bytes cut ...]\n"
+                + tail.decode(errors="replace"))
+
+
+def _supervise(launch: _Launch, limits: RunLimits, disk_base: int) -> RunResult:
+    """Watch a started run to its end and say what happened.
+
+    ``disk_base`` is the work folder's size in bytes before the run.
+    """
+    watch = _Watch(launch, limits, disk_base)
+    try:
+        watch.to_the_end()
+        return watch.result()  # before close(): the cgroups hold the measurements
+    finally:
+        watch.close()
+
+
+class _Watch:
+    """One run's supervision: its output, its limits, and the end of its whole process tree.
+
+    Events come from one selector: stdout and stderr, a pidfd of the launched process,
+    bubblewrap's status pipe (which names its PID-1 init) and a pidfd of that init: the
+    run is over when the init is gone, since the kernel then has killed its namespace.
+    """
+
+    def __init__(self, launch: _Launch, limits: RunLimits, disk_base: int):
+        self.launch = launch
+        self.limits = limits
+        self.disk_limit = disk_base + limits.disk_bytes
+        self.stdout, self.stderr = _Capture(limits.captured_bytes), _Capture(limits.captured_bytes)
+        self.status = b""
+        self.stopped: Verdict | None = None
+        self.stop_detail = ""
+        self.wait_status: int | None = None
+        self.rusage: resource.struct_rusage | None = None
+        self.exited_at = launch.started
+        self.pidfds: list[int] = []
+        self.selector = selectors.DefaultSelector()
+        self.selector.register(launch.process.stdout, selectors.EVENT_READ, "stdout")
+        self.selector.register(launch.process.stderr, selectors.EVENT_READ, "stderr")
+        self._watch_pid(launch.process.pid, "exit")
+        if launch.status_fd is not None:
+            self.selector.register(launch.status_fd, selectors.EVENT_READ, "status")
+
+    def _watch_pid(self, pid: int, event: str) -> None:
+        try:
+            pidfd = os.pidfd_open(pid)
+        except ProcessLookupError:
+            return
+        self.pidfds.append(pidfd)
+        self.selector.register(pidfd, selectors.EVENT_READ, event)
+
+    def to_the_end(self) -> None:
+        deadline = self.launch.started + self.limits.wall_seconds
+        next_disk_check = self.launch.started + _DISK_POLL_SECONDS
+        while not self._finished():
+            now = time.monotonic()
+            if self.wait_status is not None:
+                timeout = max(0.0, self.exited_at + _DRAIN_GRACE_SECONDS - now)
+            elif self.stopped is not None:
+                timeout = 0.1  # killed: its exit is on the way
+            elif now >= deadline:
+                self._stop(Verdict.TIMEOUT, "wall")
+                continue
+            elif now >= next_disk_check:
+                next_disk_check = now + _DISK_POLL_SECONDS
+                if _folder_bytes(self.launch.workdir, self.disk_limit) > self.disk_limit:
+                    self._stop(Verdict.OUTPUT_LIMIT, "disk")
+                continue
+            else:
+                timeout = min(deadline, next_disk_check) - now
+            for key, _ in self.selector.select(timeout):
+                self._handle(key)
+
+    def _finished(self) -> bool:
+        """The command has exited and its pipes, its init and the status pipe are done (or took too long)."""
+        if self.wait_status is None:
+            return False
+        return not self.selector.get_map() or time.monotonic() - self.exited_at > _DRAIN_GRACE_SECONDS
+
+    def _stop(self, verdict: Verdict, detail: str) -> None:
+        self.stopped, self.stop_detail = verdict, detail
+        self.launch.kill()
+
+    def _handle(self, key: selectors.SelectorKey) -> None:
+        if key.data == "exit":
+            _, self.wait_status, self.rusage = os.wait4(self.launch.process.pid, 0)
+            self.exited_at = time.monotonic()
+            self.selector.unregister(key.fileobj)
+        elif key.data == "init":
+            self.selector.unregister(key.fileobj)
+        elif key.data == "status":  # JSON lines; the first, {"child-pid": N, ...}, names the init
+            chunk = os.read(key.fd, 65536)
+            if not chunk:
+                self.selector.unregister(key.fileobj)
+                return
+            had_first_line = b"\n" in self.status
+            self.status += chunk
+            if not had_first_line and b"\n" in self.status:
+                self._watch_pid(json.loads(self.status.split(b"\n")[0])["child-pid"], "init")
+        else:
+            chunk = os.read(key.fd, 65536)
+            if not chunk:
+                self.selector.unregister(key.fileobj)
+                return
+            (self.stdout if key.data == "stdout" else self.stderr).add(chunk)
+            if self.stopped is None and self.stdout.total + self.stderr.total > self.limits.output_bytes:
+                self._stop(Verdict.OUTPUT_LIMIT, "print")
+
+    def close(self) -> None:
+        self.selector.close()
+        for pidfd in self.pidfds:
+            os.close(pidfd)
+        self.launch.process.stdout.close()
+        self.launch.process.stderr.close()
+        self.launch.kill()  # whatever is left: unsandboxed, the rest of its session
+        self.launch.release()
+
+    def result(self) -> RunResult:
+        launch, limits = self.launch, self.limits
+        launch.process.returncode = os.waitstatus_to_exitcode(self.wait_status)
+        if self.stopped is None and _folder_bytes(launch.workdir, self.disk_limit) > self.disk_limit:
+            self.stopped, self.stop_detail = Verdict.OUTPUT_LIMIT, "disk"
+        cpu, peak, oom_kills, process_limit_hit = launch.usage(self.rusage)
+        result = RunResult(
+            verdict=Verdict.OK, message="", command=launch.argv, wall_seconds=round(self.exited_at - launch.started, 4),
+            cpu_seconds=None if cpu is None else round(cpu, 4), peak_memory_bytes=peak,
+            process_limit_hit=process_limit_hit, stdout=self.stdout.text(), stderr=self.stderr.text(),
+            stdout_truncated=self.stdout.truncated, stderr_truncated=self.stderr.truncated,
+            output_bytes=self.stdout.total + self.stderr.total, sandboxed=launch.sandboxed, isolation=launch.isolation,
+        )
+        if launch.sandboxed and b"\n" not in self.status and self.stopped is None:  # bubblewrap failed
+            reason = self.stderr.text().strip() or f"exit status {launch.process.returncode}"
+            return result.model_copy(update=dict(
+                verdict=Verdict.SANDBOX_UNAVAILABLE,
+                message=f"the sandbox could not start ({reason}); on a machine without root, unprivileged user "
+                f"namespaces must be enabled (sysctl kernel.unprivileged_userns_clone=1), or pass {UNSAFE_FLAG} "
+                "to run trusted code with resource limits only"))
+        update = _verdict(launch.process.returncode, launch.sandboxed, self.stopped, self.stop_detail, oom_kills,
+                          launch.cgroups is None, limits, result)
+        if not launch.sandboxed:
+            update["message"] = "UNSANDBOXED (resource limits only): " + update["message"]
+        return result.model_copy(update=update)
+
+
+def _verdict(returncode: int, sandboxed: bool, stopped: Verdict | None, stop_detail: str, oom_kills: int,
+             memory_by_rlimit: bool, limits: RunLimits, result: RunResult) -> dict:
+    """The verdict fields: what the grader stopped, else what the kernel or the command did."""
+    if stopped is Verdict.TIMEOUT:
+        return dict(verdict=stopped, message=f"stopped after {limits.wall_seconds:g} s of wall time "
+                    f"(limit wall_seconds = {limits.wall_seconds:g})")
+    if stopped is Verdict.OUTPUT_LIMIT and stop_detail == "print":
+        return dict(verdict=stopped, message=f"stopped: printed more than {limits.output_bytes} bytes to "
+                    f"stdout and stderr (limit output_bytes = {limits.output_bytes})")
+    if stopped is Verdict.OUTPUT_LIMIT:
+        return dict(verdict=stopped, message=f"stopped: wrote more than {limits.disk_bytes} bytes to the "
+                    f"work folder (limit disk_bytes = {limits.disk_bytes})")
+    if returncode < 0:
+        code, number = None, -returncode
+    elif sandboxed and 128 < returncode < 128 + signal.NSIG:
+        # bubblewrap reports a command killed by signal S as exit status 128 + S, like a shell
+        # does, so an exit(130) of the command's own reads as signal 2 too
+        code, number = None, returncode - 128
+    else:
+        code, number = returncode, None
+    memory_words = (f"ran out of memory: the run needed more than {limits.memory_bytes} bytes "
+                    f"(limit memory_bytes = {limits.memory_bytes})")
+    if oom_kills and code != 0:
+        return dict(verdict=Verdict.OUT_OF_MEMORY, exit_code=code, signal=number, message=memory_words)
+    if number is not None:
+        cpu_spent = result.cpu_seconds is not None and result.cpu_seconds >= limits.cpu_seconds
+        if number == signal.SIGXCPU or (number == signal.SIGKILL and cpu_spent):
+            return dict(verdict=Verdict.TIMEOUT, signal=number, message=f"stopped: a process used more than "
+                        f"{limits.cpu_seconds} s of CPU time (limit cpu_seconds = {limits.cpu_seconds})")
+        if number == signal.SIGXFSZ:
+            return dict(verdict=Verdict.OUTPUT_LIMIT, signal=number, message=f"stopped: wrote a file larger "
+                        f"than {limits.file_size_bytes} bytes (limit file_size_bytes = {limits.file_size_bytes})")
+        name = signal.Signals(number).name if number in signal.Signals._value2member_map_ else "unknown"
+        return dict(verdict=Verdict.KILLED_BY_SIGNAL, signal=number, message=f"killed by signal {number} ({name})")
+    if code != 0 and memory_by_rlimit and _looks_out_of_memory(result.stderr):
+        # rlimit mode: an allocation past RLIMIT_DATA fails inside the program instead
+        return dict(verdict=Verdict.OUT_OF_MEMORY, exit_code=code, message=memory_words)
+    if code != 0:
+        return dict(verdict=Verdict.EXIT_CODE, exit_code=code, message=f"exited with exit code {code}")
+    return dict(verdict=Verdict.OK, exit_code=0, message="finished (exit code 0)")
+
+
+def _looks_out_of_memory(stderr: str) -> bool:
+    """A failed allocation's last words in Python, numpy, torch or C++."""
+    last_lines = "\n".join(stderr.strip().splitlines()[-3:])
+    return any(words in last_lines for words in (
+        "MemoryError", "Unable to allocate", "std::bad_alloc", "DefaultCPUAllocator: can't allocate memory",
+        "Cannot allocate memory"))

@@ -1,0 +1,108 @@
+"""Notebook entries: real nbclient and a real ipykernel, both inside the sandbox."""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from grader import sandbox
+from grader.limits import RunLimits
+from grader.notebook import INJECTED_TAG, NotebookError, inject_parameters, run_notebook
+from reference import PROJECT_ROOT
+
+LIMITS = RunLimits(wall_seconds=60, cell_seconds=30, memory_bytes=2 * 2**30)
+needs_sandbox = pytest.mark.skipif(sandbox.BWRAP is None, reason="bubblewrap (bwrap) is not installed")
+
+
+def save(path: Path, *cells: nbformat.NotebookNode) -> str:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = list(cells)
+    nbformat.write(notebook, path)
+    return path.name
+
+
+def code(source: str, *tags: str) -> nbformat.NotebookNode:
+    return nbformat.v4.new_code_cell(source, metadata={"tags": list(tags)} if tags else {})
+
+
+@needs_sandbox
+def test_placeholders_are_injected_after_the_parameters_cell_and_the_kernel_runs_sandboxed(tmp_path):
+    mels = tmp_path / "mels"
+    mels.mkdir()
+    (mels / "clip1.npy").write_bytes(b"")
+    mels.chmod(0o755)
+    workdir = tmp_path / "work"
+    save(workdir / "nb" / "model.ipynb",
+         nbformat.v4.new_markdown_cell("# My vocoder"),
+         code("mel_dir = 'data/mels'\nout_dir = 'outputs'\nnum = 1", "parameters"),
+         code("import os, socket\n"
+              "os.makedirs(out_dir, exist_ok=True)\n"
+              "for name in sorted(os.listdir(mel_dir)):\n"
+              "    open(os.path.join(out_dir, name.replace('.npy', '.wav')), 'w').write(str(num))\n"
+              "print(os.getcwd(), [n for _, n in socket.if_nameindex()])\n"
+              f"print(os.path.exists({str(PROJECT_ROOT / 'rubrics')!r}))"))
+    original = (workdir / "nb" / "model.ipynb").read_bytes()
+    ran = run_notebook("nb/model.ipynb", workdir, {"mel_dir": "{mels}", "out_dir": "{workdir}/out", "num": 3},
+                       inputs={"mels": mels}, limits=LIMITS)
+    assert ran.ok, (ran.error, ran.run.stderr)
+    assert sandbox.output_file(workdir, "out/clip1.wav").read_text() == "3"
+    assert ran.outputs == {3: f"{sandbox.WORKDIR_INSIDE}/nb ['lo']\nFalse\n"}  # numbered as the student sees them
+    executed = nbformat.read(workdir / ran.executed, as_version=4)
+    assert executed.cells[2].metadata["tags"] == [INJECTED_TAG]
+    assert "mel_dir = '/inputs/mels'" in executed.cells[2].source
+    assert (workdir / "nb" / "model.ipynb").read_bytes() == original  # the student's notebook is untouched
+
+
+@needs_sandbox
+def test_an_error_names_its_cell(tmp_path):
+    workdir = tmp_path / "work"
+    save(workdir / "model.ipynb", code("x = 1"), code("print('before')"), code("1 / 0"), code("print('never')"))
+    ran = run_notebook("model.ipynb", workdir, {"num": 2}, limits=LIMITS)
+    assert not ran.ok
+    assert ran.error == "cell 3 raised ZeroDivisionError: division by zero"
+    assert ran.outputs[2] == "before\n" and 4 not in ran.outputs
+
+
+@needs_sandbox
+def test_a_cell_past_its_timeout_is_named(tmp_path):
+    workdir = tmp_path / "work"
+    save(workdir / "model.ipynb", code("x = 1"), code("import time\nwhile True: time.sleep(0.1)"))
+    ran = run_notebook("model.ipynb", workdir, {}, limits=LIMITS.with_overrides({"cell_seconds": 2}))
+    assert not ran.ok
+    assert ran.error == "cell 2 timed out after 2 s (limit cell_seconds = 2)"
+
+
+def test_malformed_notebooks_are_refused_with_what_to_do(tmp_path):
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    (workdir / "broken.ipynb").write_text('{"cells": [')
+    (workdir / "not-a-notebook.ipynb").write_text('{"hello": "world"}')
+    for name in ("broken.ipynb", "not-a-notebook.ipynb", "missing.ipynb"):
+        with pytest.raises(NotebookError) as caught:
+            run_notebook(name, workdir, {}, limits=LIMITS)
+        assert name in str(caught.value)
+    assert "save it again" in str(caught.value) or "no such file" in str(caught.value)
+    assert not (workdir / ".grader-notebooks").exists()  # nothing ran
+
+
+def test_injected_values_are_literals_not_code():
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [code("a = 1"), code("b = 2", "parameters"), code("c = 3")]
+    hostile = "x'\nimport os; os.system('rm -rf /')\n'"
+    index = inject_parameters(notebook, {"out_dir": hostile, "num": 4})
+    assert index == 2
+    tree = ast.parse(notebook.cells[index].source)
+    assert [type(node) for node in tree.body] == [ast.Assign, ast.Assign]
+    assert ast.literal_eval(tree.body[0].value) == hostile
+    with pytest.raises(ValueError):
+        inject_parameters(notebook, {"not a name": 1})
+
+
+def test_without_a_parameters_cell_the_injection_comes_first():
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [code("a = 1")]
+    assert inject_parameters(notebook, {"seed": 0}) == 0
+    assert notebook.cells[0].metadata["tags"] == [INJECTED_TAG]

@@ -1,0 +1,451 @@
+"""The sandbox against hostile programs: real bubblewrap, real processes, small limits.
+
+Run as root (this project's CI) the runs use cgroups and uid 65534; the test that drops
+privileges proves the user-namespace mode that a laptop without root gets.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import textwrap
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from grader import sandbox
+from grader.limits import RunLimits
+from grader.sandbox import Verdict
+from reference import PROJECT_ROOT
+
+pytestmark = pytest.mark.skipif(sandbox.BWRAP is None, reason="bubblewrap (bwrap) is not installed")
+
+WARM_NUMBA_CACHE = Path(os.environ["NUMBA_CACHE_DIR"])  # set by `import reference`
+SMALL = RunLimits(wall_seconds=20, memory_bytes=512 * 2**20, processes=64, output_bytes=1_000_000)
+AS_ROOT = os.geteuid() == 0
+
+
+def python(code: str) -> list[str]:
+    """A command running ``code`` (dedented) with the venv's Python inside the sandbox."""
+    return ["python", "-c", textwrap.dedent(code)]
+
+
+def processes_running(marker: str) -> list[int]:
+    """Host pids whose command line contains ``marker``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and entry.name != str(os.getpid()):
+            try:
+                if marker.encode() in (entry / "cmdline").read_bytes():
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+def heartbeat_stopped(path: Path) -> bool:
+    """True when the file a looping process rewrites every 20 ms stops changing."""
+    if not path.exists():
+        return True
+    before = path.read_text()
+    time.sleep(0.3)
+    return path.read_text() == before
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    folder = tmp_path / "work"
+    folder.mkdir()
+    return folder
+
+
+# --------------------------------------------------------------------------- verdicts
+
+def test_exit_code_and_output_are_reported(workdir):
+    result = sandbox.run(["sh", "-c", "echo out; echo err >&2; exit 3"], workdir, limits=SMALL)
+    assert result.verdict is Verdict.EXIT_CODE
+    assert (result.exit_code, result.signal) == (3, None)
+    assert (result.stdout, result.stderr) == ("out\n", "err\n")
+    assert result.sandboxed and "bubblewrap" in result.isolation
+    assert result.wall_seconds > 0
+    if AS_ROOT:  # measured by the cgroups
+        assert result.cpu_seconds is not None and result.peak_memory_bytes > 0
+
+
+def test_ok_run_in_the_work_folder_with_python_from_the_venv(workdir):
+    (workdir / "script.py").write_text("import sys, os\nprint(sys.prefix, os.getcwd())\nopen('out.txt', 'w').write('hi')\n")
+    result = sandbox.run("python script.py", workdir, limits=SMALL)
+    assert result.ok, result.stderr
+    assert result.stdout.split() == [sys.prefix, str(sandbox.WORKDIR_INSIDE)]
+    assert sandbox.output_file(workdir, "out.txt").read_text() == "hi"
+
+
+def test_memory_hog_is_out_of_memory(workdir):
+    hog = python("""
+        import numpy as np
+        blocks = [np.ones(2**27 // 8) for _ in range(64)]  # 8 GiB, 128 MiB at a time
+    """)
+    result = sandbox.run(hog, workdir, limits=SMALL.with_overrides({"memory_bytes": 256 * 2**20}))
+    assert result.verdict is Verdict.OUT_OF_MEMORY, result
+    assert "memory_bytes" in result.message
+
+
+def test_endless_loop_is_timeout_and_leaves_nothing_behind(workdir):
+    marker = f"endless-{uuid.uuid4().hex}"
+    result = sandbox.run(python(f"""
+        import os, time
+        if os.fork() == 0:  # a child in a loop too
+            while True: time.sleep(0.01)
+        while True: pass  # {marker}
+    """), workdir, limits=SMALL.with_overrides({"wall_seconds": 1.5}))
+    assert result.verdict is Verdict.TIMEOUT
+    assert "wall_seconds" in result.message and result.wall_seconds >= 1.5
+    assert processes_running(marker) == []
+
+
+def test_cpu_time_limit_is_timeout(workdir):
+    result = sandbox.run(python("while True: pass"), workdir, limits=SMALL.with_overrides({"cpu_seconds": 1}))
+    assert result.verdict is Verdict.TIMEOUT
+    assert result.signal == signal.SIGXCPU and "cpu_seconds" in result.message
+
+
+def test_two_gigabyte_print_is_stopped_at_the_output_limit(workdir):
+    printer = python("""
+        import sys
+        block = "x" * 2**20
+        for _ in range(2048):  # 2 GiB
+            sys.stdout.write(block)
+    """)
+    result = sandbox.run(printer, workdir, limits=SMALL.with_overrides({"output_bytes": 2**20, "captured_bytes": 4096}))
+    assert result.verdict is Verdict.OUTPUT_LIMIT
+    assert "output_bytes" in result.message
+    assert result.output_bytes < 64 * 2**20  # stopped early, not after 2 GiB
+    assert result.stdout_truncated and len(result.stdout) < 4096 + 100
+    assert result.stdout.startswith("xxx") and "bytes cut" in result.stdout
+
+
+def test_writing_too_much_to_the_work_folder_is_output_limit(workdir):
+    writer = python("""
+        import time
+        with open("big.bin", "wb") as file:
+            for _ in range(200):
+                file.write(b"x" * 2**20)
+                file.flush()
+                time.sleep(0.01)
+    """)
+    result = sandbox.run(writer, workdir, limits=SMALL.with_overrides({"disk_bytes": 20 * 2**20}))
+    assert result.verdict is Verdict.OUTPUT_LIMIT and "disk_bytes" in result.message
+
+
+def test_file_size_limit_stops_a_large_write(workdir):
+    result = sandbox.run(["sh", "-c", "head -c 3000000 /dev/zero > big.bin"], workdir,
+                         limits=SMALL.with_overrides({"file_size_bytes": 1_000_000}))
+    assert result.verdict is Verdict.OUTPUT_LIMIT and "file_size_bytes" in result.message
+    assert (workdir / "big.bin").stat().st_size <= 1_000_000
+
+
+def test_crash_is_killed_by_signal(workdir):
+    result = sandbox.run(python("import os, signal; os.kill(os.getpid(), signal.SIGSEGV)"), workdir, limits=SMALL)
+    assert result.verdict is Verdict.KILLED_BY_SIGNAL
+    assert result.signal == signal.SIGSEGV and "SIGSEGV" in result.message
+
+
+# --------------------------------------------------------------------------- the process tree
+
+def test_fork_bomb_is_contained_and_the_machine_stays_responsive(workdir):
+    marker = f"forkbomb-{uuid.uuid4().hex}"
+    bomb = python(f"""
+        import os
+        while True:  # {marker}
+            try:
+                os.fork()
+            except OSError:
+                pass
+    """)
+    host_answered = []
+
+    def spawn_on_the_host():
+        time.sleep(1.0)  # the bomb is at its limit by now
+        host_answered.append(subprocess.run(["true"], timeout=30).returncode)
+
+    helper = threading.Thread(target=spawn_on_the_host)
+    helper.start()
+    result = sandbox.run(bomb, workdir, limits=SMALL.with_overrides({"processes": 32, "wall_seconds": 2.5}))
+    helper.join()
+    assert result.verdict is Verdict.TIMEOUT
+    assert host_answered == [0]
+    if AS_ROOT:
+        assert result.process_limit_hit
+    assert processes_running(marker) == []
+
+
+def test_double_forked_daemon_does_not_survive_the_run(workdir):
+    daemon = python("""
+        import os, time
+        if os.fork() == 0:
+            os.setsid()
+            if os.fork() == 0:
+                for fd in (0, 1, 2):
+                    os.close(fd)
+                while True:  # the daemon: a heartbeat every 20 ms
+                    with open("/submission/heartbeat", "w") as file:
+                        file.write(str(time.time()))
+                    time.sleep(0.02)
+            os._exit(0)
+        time.sleep(0.3)  # let the daemon beat, then leave it behind
+    """)
+    result = sandbox.run(daemon, workdir, limits=SMALL)
+    assert result.ok, result.stderr
+    assert (workdir / "heartbeat").exists()
+    assert heartbeat_stopped(workdir / "heartbeat")
+
+
+def test_killing_its_parent_from_inside_does_not_hurt_the_grader(workdir):
+    killer = python(f"""
+        import os, signal
+        for target in (os.getppid(), 1, -1, {os.getpid()}):
+            try:
+                os.kill(target, signal.SIGKILL)
+                print(target, "signalled")
+            except ProcessLookupError:
+                print(target, "invisible")
+            except PermissionError:
+                print(target, "refused")
+        print("still here")
+    """)
+    result = sandbox.run(killer, workdir, limits=SMALL)
+    assert f"{os.getpid()} invisible" in result.stdout  # the grader's pid does not exist in there
+    assert sandbox.run(["true"], workdir, limits=SMALL).ok  # and the grader carries on
+
+
+def test_the_run_dies_with_the_grader(tmp_path):
+    """A grader killed with SIGKILL takes its sandboxed runs with it (--die-with-parent)."""
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    grader = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        from grader import sandbox
+        sandbox.run(["sh", "-c", "while true; do date +%s%N > heartbeat; sleep 0.02; done"], {str(workdir)!r})
+    """)], cwd=PROJECT_ROOT)
+    heartbeat = workdir / "heartbeat"
+    deadline = time.monotonic() + 30
+    while not heartbeat.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert heartbeat.exists(), "the sandboxed loop never started"
+    grader.kill()
+    grader.wait()
+    time.sleep(0.2)
+    assert heartbeat_stopped(heartbeat)
+
+
+# --------------------------------------------------------------------------- what it can see and touch
+
+def test_no_network_but_loopback(workdir):
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    listener.setblocking(False)
+    port = listener.getsockname()[1]
+    try:
+        result = sandbox.run(python(f"""
+            import socket
+            print([name for _, name in socket.if_nameindex()])
+            try:
+                socket.create_connection(("127.0.0.1", {port}), timeout=2)
+                print("connected")
+            except OSError as error:
+                print("refused", type(error).__name__)
+        """), workdir, limits=SMALL)
+        with pytest.raises(BlockingIOError):
+            listener.accept()  # nothing ever reached the host's listener
+    finally:
+        listener.close()
+    assert result.ok, result.stderr
+    interfaces, outcome = result.stdout.splitlines()
+    assert interfaces == "['lo']"
+    assert outcome.startswith("refused")
+
+
+def test_held_out_clips_rubrics_reference_home_and_other_submissions_are_invisible(tmp_path, workdir):
+    secrets = []
+    for folder in (PROJECT_ROOT / "data", PROJECT_ROOT / "rubrics", Path.home(), tmp_path / "other-submission"):
+        created = not folder.exists()
+        folder.mkdir(parents=True, exist_ok=True)
+        secret = folder / f".sandbox-probe-{uuid.uuid4().hex}"
+        secret.write_text("secret")
+        secrets.append((secret, folder if created else None))
+    heldout = sorted((PROJECT_ROOT / "data").glob("embedded/heldout/*.wav"))[:1]
+    solution = [PROJECT_ROOT / "reference" / "wavenet.py", *sorted((PROJECT_ROOT / "reference").glob("checkpoints/*"))[:1]]
+    try:
+        paths = [str(secret) for secret, _ in secrets] + [str(path) for path in heldout + solution]
+        result = sandbox.run(python(f"""
+            import os
+            for path in {paths!r}:
+                try:
+                    open(path).read()
+                    print("READ", path)
+                except OSError:
+                    print("hidden", path)
+            try:
+                import reference
+                print("READ the reference solution")
+            except ImportError:
+                print("hidden reference")
+            print(sorted(os.listdir("/")))
+        """), workdir, limits=SMALL)
+    finally:
+        for secret, created_folder in secrets:
+            secret.unlink()
+            if created_folder is not None:
+                created_folder.rmdir()
+    assert result.ok, result.stderr
+    *lines, top = result.stdout.splitlines()
+    assert lines and all(line.startswith("hidden") for line in lines), result.stdout
+    assert "home" not in top and "root" not in top
+
+
+def test_writes_outside_the_work_folder_fail(tmp_path, workdir):
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    (clips / "a.txt").write_text("input")
+    clips.chmod(0o755)
+    marker = f"sandbox-probe-{uuid.uuid4().hex}"
+    targets = ["/", "/usr", "/etc", "/var", sys.prefix, str(PROJECT_ROOT), "/inputs/clips"]
+    if WARM_NUMBA_CACHE.is_dir():
+        targets.append("/var/cache/numba-warm")
+    result = sandbox.run(python(f"""
+        import os
+        for folder in {targets!r}:
+            try:
+                open(os.path.join(folder, {marker!r}), "w").write("x")
+                print("WROTE", folder)
+            except OSError:
+                print("refused", folder)
+        open("/tmp/{marker}", "w").write("private")
+        open("/submission/{marker}", "w").write("allowed")
+        print(open("{{clips}}/a.txt").read())
+    """), workdir, inputs={"clips": clips}, limits=SMALL)
+    assert result.ok, result.stderr
+    *refusals, read_back = result.stdout.splitlines()
+    assert refusals == [f"refused {target}" for target in targets]
+    assert read_back == "input"
+    assert (workdir / marker).read_text() == "allowed"
+    assert not Path("/tmp", marker).exists()  # its /tmp was its own
+    assert not (PROJECT_ROOT / marker).exists() and not (clips / marker).exists()
+
+
+def test_no_descriptor_of_the_grader_is_inherited(tmp_path, workdir):
+    secret = tmp_path / "secret.txt"
+    secret.write_text("secret")
+    leaked = os.open(secret, os.O_RDONLY)
+    os.set_inheritable(leaked, True)
+    try:
+        result = sandbox.run(python("import os; print(sorted(int(fd) for fd in os.listdir('/proc/self/fd')))"),
+                             workdir, limits=SMALL)
+    finally:
+        os.close(leaked)
+    assert result.ok, result.stderr
+    assert json.loads(result.stdout)[:3] == [0, 1, 2] and len(json.loads(result.stdout)) == 4  # + listdir's own
+
+
+def test_warm_numba_cache_is_used_read_only(workdir):
+    cache = WARM_NUMBA_CACHE
+    if not cache.is_dir() or not any(cache.iterdir()):
+        pytest.skip("numba's cache is not warmed (make setup warms it)")
+    before = sorted((path.name, path.stat().st_mtime_ns) for path in cache.rglob("*"))
+    librosa = python("import librosa, numpy; librosa.util.localmax(numpy.zeros(4))")  # numba-compiled in librosa
+    result = sandbox.run(librosa, workdir, env={"NUMBA_DEBUG_CACHE": "1"}, limits=SMALL)
+    assert result.ok, result.stderr
+    assert "[cache] data loaded from '/tmp/numba-cache/" in result.stdout  # from the warm cache, not compiled
+    assert "data saved" not in result.stdout
+    assert sorted((path.name, path.stat().st_mtime_ns) for path in cache.rglob("*")) == before
+
+
+def test_output_file_refuses_links_and_special_files(workdir):
+    (workdir / "real.wav").write_bytes(b"RIFF")
+    (workdir / "link.wav").symlink_to("/etc/passwd")
+    (workdir / "folder").symlink_to("/etc")
+    os.mkfifo(workdir / "fifo.wav")
+    assert sandbox.output_file(workdir, "real.wav") == workdir.resolve() / "real.wav"
+    for name in ("link.wav", "folder/passwd", "fifo.wav", "../work/real.wav", "missing.wav"):
+        with pytest.raises(FileNotFoundError):
+            sandbox.output_file(workdir, name)
+
+
+# --------------------------------------------------------------------------- without bubblewrap, without root
+
+def test_without_bubblewrap_runs_are_refused_unless_allowed(monkeypatch, workdir):
+    monkeypatch.setattr(sandbox, "BWRAP", None)
+    refused = sandbox.run(["true"], workdir, limits=SMALL)
+    assert refused.verdict is Verdict.SANDBOX_UNAVAILABLE and sandbox.UNSAFE_FLAG in refused.message
+    assert sandbox.isolation_problem() is not None
+
+    allowed = sandbox.run(python("print('ran')"), workdir, limits=SMALL, allow_unsandboxed=True)
+    assert allowed.ok and allowed.stdout == "ran\n"
+    assert not allowed.sandboxed and allowed.message.startswith("UNSANDBOXED")
+    hog = sandbox.run(python("import numpy as np; x = np.ones(2**30)"), workdir, allow_unsandboxed=True,
+                      limits=SMALL.with_overrides({"memory_bytes": 256 * 2**20}))
+    assert hog.verdict is Verdict.OUT_OF_MEMORY  # resource limits still hold
+
+
+def test_isolation_is_available_here():
+    assert sandbox.isolation_problem() is None
+
+
+NON_ROOT_CHECKS = textwrap.dedent("""
+    import json, sys
+    from grader import sandbox
+    from grader.limits import RunLimits
+    workdir, port, project_file = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+    small = RunLimits(wall_seconds=20, memory_bytes=256 * 2**20, processes=16)
+    def py(code):
+        return ["python", "-c", code]
+    runs = {
+        "ok": sandbox.run(py("import os; print(os.getuid())"), workdir, limits=small),
+        "fork_bomb": sandbox.run(py(
+            "import os\\nn = 0\\nwhile n < 100:\\n    try:\\n        os.fork() or __import__('time').sleep(5)\\n"
+            "        n += 1\\n    except OSError:\\n        print('refused after', n); break"), workdir, limits=small),
+        "memory_hog": sandbox.run(py("import numpy as np; x = np.ones(2**30)"), workdir, limits=small),
+        "network": sandbox.run(py(
+            "import socket\\ntry:\\n    socket.create_connection(('127.0.0.1', %d), timeout=2); print('connected')\\n"
+            "except OSError: print('refused')" % port), workdir, limits=small),
+        "escape": sandbox.run(py("open(%r)" % project_file), workdir, limits=small),
+    }
+    print(json.dumps({name: r.model_dump(mode="json") for name, r in runs.items()}))
+""")
+
+
+@pytest.mark.skipif(not AS_ROOT or shutil.which("setpriv") is None, reason="needs root to drop privileges with setpriv")
+def test_a_user_without_root_gets_the_same_sandbox():
+    """The grader itself runs as uid 65534: no cgroups, bubblewrap through a user namespace."""
+    workdir = Path(tempfile.mkdtemp(prefix="sandbox-nonroot-"))
+    os.chown(workdir, 65534, 65534)
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    try:
+        completed = subprocess.run(
+            ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--",
+             sys.executable, "-c", NON_ROOT_CHECKS, str(workdir), str(listener.getsockname()[1]),
+             str(PROJECT_ROOT / "pyproject.toml")],
+            cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120,
+            env={"PATH": os.environ["PATH"], "HOME": "/nonexistent"})
+    finally:
+        listener.close()
+        shutil.rmtree(workdir)
+    assert completed.returncode == 0, completed.stderr
+    runs = json.loads(completed.stdout)
+    assert all("user namespace" in run["isolation"] for run in runs.values())
+    assert runs["ok"]["verdict"] == "ok" and runs["ok"]["stdout"] == "1000\n"
+    assert runs["fork_bomb"]["stdout"].startswith("refused after")  # RLIMIT_NPROC binds in its own namespace
+    assert int(runs["fork_bomb"]["stdout"].split()[-1]) < 16
+    assert runs["memory_hog"]["verdict"] == "out_of_memory"
+    assert runs["network"]["stdout"] == "refused\n"
+    assert runs["escape"]["verdict"] == "exit_code" and "FileNotFoundError" in runs["escape"]["stderr"]
