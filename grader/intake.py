@@ -15,6 +15,7 @@ Files are created with ``O_EXCL | O_NOFOLLOW`` in folders this module made, mode
 """
 from __future__ import annotations
 
+import errno
 import os
 import re
 import shutil
@@ -25,7 +26,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import BinaryIO
 
 from pydantic import BaseModel
@@ -54,7 +55,7 @@ class IntakeRefused(Exception):
         source: the zip or folder that was refused.
         code: a short stable name of the problem, for tables and tests (``not_a_zip``,
             ``corrupt``, ``encrypted``, ``path_escape``, ``link``, ``special_file``,
-            ``too_many_entries``, ``too_large``, ``name_clash``, ``empty``).
+            ``too_many_entries``, ``too_large``, ``name_clash``, ``bad_name``, ``empty``).
         reason: what is wrong and what to do, in one or two sentences.
     """
 
@@ -138,7 +139,10 @@ def unpack(source: str | os.PathLike, work_dir: str | os.PathLike, limits: Intak
             shutil.rmtree(work_dir, ignore_errors=True)
         else:
             for child in work_dir.iterdir():
-                shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
+                if child.is_dir() and not child.is_symlink():
+                    shutil.rmtree(child)
+                else:
+                    child.unlink()
         raise
 
 
@@ -188,7 +192,7 @@ class _ZipEntries(AbstractContextManager):
             raise _too_many_entries(self.source, declared_entries, self.limits)
         try:
             self.archive = zipfile.ZipFile(self.source)
-        except (zipfile.BadZipFile, OSError, ValueError) as error:
+        except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError) as error:
             raise IntakeRefused(self.source, "corrupt", f"the zip archive is corrupt or truncated ({error}); "
                                 "create it again and check that the upload finished") from error
         return self._entries()
@@ -232,7 +236,10 @@ def _declared_entry_count(path: Path) -> int:
         count = struct.unpack("<H", tail[end + 10:end + 12])[0]
         locator = end - 20
         if count == 0xFFFF and locator >= 0 and tail[locator:locator + 4] == b"PK\x06\x07":
-            file.seek(struct.unpack("<Q", tail[locator + 8:locator + 16])[0] + 32)
+            zip64_end = struct.unpack("<Q", tail[locator + 8:locator + 16])[0]
+            if zip64_end + 40 > size:
+                return 0  # points outside the file: zipfile will call it corrupt
+            file.seek(zip64_end + 32)
             count = struct.unpack("<Q", file.read(8))[0]  # zip64 end record: total entries
         return count
 
@@ -298,8 +305,8 @@ def _safe_parts(source: Path, name: str) -> tuple[str, ...]:
         raise IntakeRefused(source, "path_escape", f"{name!r} has a NUL character in its name; rename it")
     posix = name.replace("\\", "/")
     if posix.startswith("/") or _DRIVE_LETTER.match(posix):
-        raise IntakeRefused(source, "path_escape", f"{name!r} is an absolute path; archive the files with "
-                            "paths relative to your project folder")
+        raise IntakeRefused(source, "path_escape", f"{name!r} is an absolute path (or a drive's); archive the "
+                            "files with paths relative to your project folder")
     parts = tuple(part for part in posix.split("/") if part not in ("", "."))
     if ".." in parts:
         raise IntakeRefused(source, "path_escape", f"{name!r} points outside the archive's folder ('..'); "
@@ -365,8 +372,10 @@ def _extract(source: Path, entries: Iterator[_Entry], work_dir: Path, limits: In
             raise IntakeRefused(source, "name_clash", f"{entry.name!r} sits under a name that is also a file; "
                                 "zip the folder again") from error
         except OSError as error:
-            raise IntakeRefused(source, "corrupt", f"{entry.name!r} cannot be written ({error.strerror}); "
-                                "shorten or rename it") from error
+            if error.errno not in (errno.ENAMETOOLONG, errno.EINVAL, errno.EILSEQ):
+                raise  # the grader's own trouble (a full disk?), not the archive's
+            raise IntakeRefused(source, "bad_name", f"{entry.name!r} cannot be a file name here "
+                                f"({error.strerror}); shorten or rename it") from error
         names.append("/".join(parts))
     return Submission(id=submission_id(source), source=source, work_dir=work_dir, files=sorted(names),
                       ignored=ignored, stripped_folder=stripped, unpacked_bytes=written, notes=notes)
@@ -396,7 +405,7 @@ def _copy(source: Path, entry: _Entry, target: Path, written: int, limits: Intak
                 if written > limits.max_unpacked_bytes:
                     raise _too_large(source, written, limits)
                 out.write(chunk)
-    except (zipfile.BadZipFile, zlib.error, EOFError) as error:
+    except (zipfile.BadZipFile, zlib.error, EOFError, ValueError) as error:
         raise IntakeRefused(source, "corrupt", f"{entry.name!r} is damaged ({error}); create the archive again "
                             "and check that the upload finished") from error
     except NotImplementedError as error:
@@ -410,4 +419,5 @@ def _copy(source: Path, entry: _Entry, target: Path, written: int, limits: Intak
 
 def _too_large(source: Path, size: int, limits: IntakeLimits) -> IntakeRefused:
     return IntakeRefused(source, "too_large", f"the archive unpacks to more than {limits.max_unpacked_bytes:,} bytes "
-                         f"(at least {size:,}); leave out data sets, checkpoints over a few MB and virtual environments")
+                         f"(at least {size:,}); leave out data sets, checkpoints over a few MB and virtual "
+                         "environments")

@@ -155,8 +155,9 @@ def run_notebook(
     _write_new(_fresh_folder(workdir / RUN_FOLDER) / prepared_name, nbformat.writes(prepared))
 
     inside = where["workdir"]
-    command = ["python", "-c", _RUNNER, f"{inside}/{RUN_FOLDER}/{prepared_name}", f"{inside}/{RUN_FOLDER}/{executed_name}",
-               f"{inside}/{relative.parent}", str(math.ceil(limits.cell_seconds))]
+    command = ["python", "-c", _RUNNER, f"{inside}/{RUN_FOLDER}/{prepared_name}",
+               f"{inside}/{RUN_FOLDER}/{executed_name}", f"{inside}/{relative.parent}",
+               str(math.ceil(limits.cell_seconds))]
     result = sandbox.run(command, workdir, inputs, limits, allow_unsandboxed=allow_unsandboxed)
 
     executed_relative = f"{RUN_FOLDER}/{executed_name}"

@@ -18,17 +18,18 @@ submission must not be able to call the model solution), results, other submissi
 nor any home directory. No file descriptor of the grader is inherited.
 
 Who it runs as, and how it is limited (:class:`grader.limits.RunLimits`):
-- cgroup mode, the grader is root and cgroup v1 ``pids``, ``memory`` and ``cpuacct``
-  are writable (this project's CI): the run joins cgroups of its own before bubblewrap
-  starts, so process count, memory and CPU time are held and measured for the whole
-  tree; bubblewrap sets up as root, and the first thing run inside is ``setpriv``
-  dropping to uid :data:`SANDBOX_UID` with no capability, an empty bounding set and
-  ``no_new_privs``.
-- user-namespace mode, a grader without root (a laptop), or root without usable
-  cgroups: bubblewrap through an unprivileged user namespace (nested ones disabled),
-  student code as uid :data:`INSIDE_UID` inside; ``RLIMIT_NPROC`` is set *inside* that
-  namespace, where the kernel counts only the run's own processes, and ``RLIMIT_DATA``
-  bounds each process's memory. CPU time and peak memory are not measured.
+- the grader is root (this project's CI): bubblewrap sets the sandbox up as root, and
+  the first thing run inside is ``setpriv`` dropping to uid :data:`SANDBOX_UID` with no
+  capability, an empty bounding set and ``no_new_privs``. Where cgroup v1 ``pids``,
+  ``memory`` and ``cpuacct`` are writable, the run joins cgroups of its own before
+  bubblewrap starts, so process count, memory and CPU time are held and measured for
+  the whole tree; without them, rlimits as below (RLIMIT_NPROC then counts every
+  process of :data:`SANDBOX_UID` on the machine).
+- a grader without root (a laptop): bubblewrap through an unprivileged user namespace
+  (nested ones disabled), student code as uid :data:`INSIDE_UID` inside;
+  ``RLIMIT_NPROC`` is set *inside* that namespace, where the kernel counts only the
+  run's own processes, and ``RLIMIT_DATA`` bounds each process's memory.
+  Without cgroups, CPU time and peak memory are not measured.
 - unsandboxed, bubblewrap is missing and the caller passed ``allow_unsandboxed``
   (``grade check`` on a student's own code): resource limits only, said plainly in the
   result. Otherwise the verdict is ``sandbox_unavailable``, naming :data:`UNSAFE_FLAG`.
@@ -39,6 +40,10 @@ The process tree: the command runs in a PID namespace of its own under bubblewra
 init; when the command exits, when the grader kills bubblewrap (timeout, output limit)
 or when the grader dies (``--die-with-parent``), the kernel kills every process in that
 namespace, and :func:`run` returns only once that init is gone.
+
+Not covered: there is no seccomp filter, so the kernel's whole system-call surface is
+reachable; and as root (no user namespace of bubblewrap's own) student code may still
+create user namespaces of its own where the host allows unprivileged ones.
 """
 from __future__ import annotations
 
@@ -206,7 +211,8 @@ def locations(workdir: str | os.PathLike, inputs: Mapping[str, str | os.PathLike
     use them to tell student code where things are (a notebook's injected variables, say).
     """
     if BWRAP is None:  # unsandboxed: the host's own paths
-        return {"workdir": str(Path(workdir).resolve()), **{n: str(Path(p).resolve()) for n, p in (inputs or {}).items()}}
+        host_paths = {name: str(Path(path).resolve()) for name, path in (inputs or {}).items()}
+        return {"workdir": str(Path(workdir).resolve()), **host_paths}
     return {"workdir": str(WORKDIR_INSIDE), **{name: str(INPUTS_INSIDE / name) for name in inputs or {}}}
 
 
@@ -294,7 +300,7 @@ class _Launch:
     @classmethod
     def bubblewrap(cls, argv: list[str], workdir: Path, inputs: Mapping[str, Path], limits: RunLimits,
                    env: Mapping[str, str] | None) -> _Launch:
-        """Start ``argv`` under bubblewrap, in cgroup mode where possible (see the module's notes)."""
+        """Start ``argv`` under bubblewrap, with cgroups where possible (see the module's notes)."""
         host = _host()
         as_root = os.geteuid() == 0
         if as_root:
@@ -304,7 +310,8 @@ class _Launch:
         arguments = _Arguments([status_write])
         try:
             _sandbox_arguments(arguments, host, argv, workdir, inputs, limits, env, status_write,
-                               privileged=cgroups is not None)
+                               privileged=as_root, rlimits_inside=cgroups is None)
+            prefix = []
             if cgroups is not None:
                 # a shell joins the cgroups and sets the rlimits, then becomes bubblewrap (exec
                 # keeps the pid): the run is in its cgroups before it can fork
@@ -313,9 +320,10 @@ class _Launch:
                           "join-cgroups", *cgroups.procs_files(), "--"]
                 isolation = (f"bubblewrap (no network, read-only system, private /tmp) as uid {SANDBOX_UID}, "
                              "cgroup v1 (pids, memory, cpuacct)")
+            elif as_root:
+                isolation = (f"bubblewrap (no network, read-only system, private /tmp) as uid {SANDBOX_UID}, "
+                             f"rlimits (RLIMIT_NPROC counts every process of uid {SANDBOX_UID}, RLIMIT_DATA)")
             else:
-                prefix = [host.setpriv, f"--reuid={SANDBOX_UID}", f"--regid={SANDBOX_GID}", "--clear-groups",
-                          "--"] if as_root else []
                 isolation = ("bubblewrap in a user namespace (no network, read-only system, private /tmp), "
                              "rlimits (RLIMIT_NPROC in the namespace, RLIMIT_DATA)")
             process, started = _popen(prefix + arguments.args, Path("/"), os.environ, pass_fds=arguments.fds)
@@ -424,8 +432,13 @@ class _Arguments:
 
 def _sandbox_arguments(arguments: _Arguments, host: _Host, argv: list[str], workdir: Path,
                        inputs: Mapping[str, Path], limits: RunLimits, env: Mapping[str, str] | None,
-                       status_fd: int, privileged: bool) -> None:
-    """bubblewrap's command line for one run (see the module's notes for what each part is for)."""
+                       status_fd: int, privileged: bool, rlimits_inside: bool) -> None:
+    """bubblewrap's command line for one run (see the module's notes for what each part is for).
+
+    ``privileged``: bubblewrap runs as root, and ``setpriv`` inside drops to :data:`SANDBOX_UID`;
+    else bubblewrap goes through a user namespace. ``rlimits_inside``: ``prlimit`` sets every
+    rlimit inside (no cgroups; in a user namespace RLIMIT_NPROC counts only this run).
+    """
     add = arguments.args.extend
     add([BWRAP, *(_PRIVILEGED_NAMESPACES if privileged else _USER_NAMESPACES), "--die-with-parent",
          "--new-session", "--hostname", "sandbox", "--json-status-fd", str(status_fd), *host.system_mounts])
@@ -455,9 +468,10 @@ def _sandbox_arguments(arguments: _Arguments, host: _Host, argv: list[str], work
     add(["--remount-ro", "/", "--"])
     if privileged:
         add([host.setpriv, f"--reuid={SANDBOX_UID}", f"--regid={SANDBOX_GID}", "--clear-groups",
-             "--inh-caps=-all", "--bounding-set=-all", "--", *argv])
-    else:  # the rlimits are set inside the new user namespace, where RLIMIT_NPROC counts only this run
-        add([*_prlimit_args(host.prlimit, limits), "--", *argv])
+             "--inh-caps=-all", "--bounding-set=-all", "--"])
+    if rlimits_inside:
+        add([*_prlimit_args(host.prlimit, limits), "--"])
+    add(argv)
 
 
 def _etc_files(uid: int, gid: int) -> dict[str, str]:

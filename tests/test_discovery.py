@@ -169,3 +169,15 @@ def test_an_empty_submission_has_every_role_missing(tmp_path):
     write(tmp_path, {"README.md": "nothing here"})
     found = discover(tmp_path)
     assert all(finding.status == "missing" for finding in found.findings.values())
+
+
+def test_hostile_sources_do_not_break_discovery(tmp_path):
+    write(tmp_path, {
+        "deep.py": "x = " + "+".join(["1"] * 200_000) + "\ndef extract_mfcc(p): ...\n",  # RecursionError in ast
+        "deep.ipynb": "[" * 100_000 + "]" * 100_000,  # RecursionError in json
+        MANIFEST: "a = " + "[" * 100_000 + "]" * 100_000,  # RecursionError in tomllib
+        "features.py": "def extract_mfcc(path): ...\n",
+    })
+    found = discover(tmp_path)
+    assert "not valid TOML" in found.manifest_errors[0]
+    assert found.findings["mfcc"].value == "features.py:extract_mfcc"

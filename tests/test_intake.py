@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import random
 import stat
 import zipfile
 from pathlib import Path
@@ -260,3 +261,29 @@ def test_a_work_folder_in_use_is_not_overwritten(tmp_path):
     with pytest.raises(FileExistsError):
         unpack(source, work)
     assert (work / "results.json").read_text() == "{}"
+
+
+def test_a_name_too_long_for_the_file_system_is_refused(tmp_path):
+    source = make_zip(tmp_path / "long.zip", {"ok.py": "", "x" * 300 + ".py": ""})
+    assert refused(source, tmp_path / "work").code == "bad_name"
+
+
+def test_random_damage_ends_in_a_refusal_or_an_unpack_never_a_crash(tmp_path):
+    source = make_zip(tmp_path / "good.zip", {f"hw/f{i}.py": "x = 1\n" * 200 for i in range(5)})
+    original = source.read_bytes()
+    central = original.find(b"PK\x01\x02")
+    rng = random.Random(5)
+    outcomes = set()
+    for trial in range(300):
+        data = bytearray(original)
+        for _ in range(rng.randint(1, 4)):  # mostly in the central directory, where the parsing is
+            position = rng.randrange(central, len(data)) if rng.random() < 0.7 else rng.randrange(len(data))
+            data[position] = rng.randrange(256)
+        damaged = tmp_path / f"damaged{trial}.zip"
+        damaged.write_bytes(bytes(data))
+        try:
+            unpack(damaged, tmp_path / f"work{trial}")
+            outcomes.add("unpacked")
+        except IntakeRefused as refusal:
+            outcomes.add(refusal.code)
+    assert "unpacked" in outcomes and "corrupt" in outcomes
