@@ -60,6 +60,30 @@ class QuestionOutcome(_Model):
     max_points: float
 
 
+class ListenClip(_Model):
+    """A held-out clip to listen to and look at: audio files, relative to the output folder.
+
+    A source the grader could not produce is None (e.g. ``student`` when the run failed).
+    """
+
+    name: str
+    truth: str | None = None
+    reference: str | None = None
+    student: str | None = None
+    griffin_lim: str | None = None
+    metrics: dict[str, dict[str, float | None]] = Field(
+        default_factory=dict, description="source (student, reference, floor, griffin_lim) -> metric -> value.")
+
+
+class HandedInSample(_Model):
+    """A sample the student handed in: where the grader copied it (relative to the output folder) and findings."""
+
+    name: str
+    audio: str | None = None
+    valid: bool
+    findings: list[str] = Field(default_factory=list, description="Validity and novelty findings, in words.")
+
+
 class Versions(_Model):
     grader: str = __version__
     rubric: str = ""
@@ -80,7 +104,12 @@ class SubmissionResult(_Model):
     quiz: list[QuestionOutcome] = Field(default_factory=list)
     runs: list[RunEntry] = Field(default_factory=list)
     clip_metrics: list[dict[str, Any]] = Field(default_factory=list, description="Per held-out clip scores.")
-    aggregates: dict[str, Any] = Field(default_factory=dict)
+    comparison: dict[str, dict[str, float | None]] = Field(
+        default_factory=dict, description="source (student, reference, floor, griffin_lim) -> metric -> mean over "
+        "the held-out clips: the student against the reference solution, the untrained floor and Griffin-Lim "
+        "on the true log-mel.")
+    listen: list[ListenClip] = Field(default_factory=list)
+    samples: list[HandedInSample] = Field(default_factory=list)
     discovery: dict[str, Any] = Field(default_factory=dict, description="Which file plays which part; what was guessed.")
     versions: Versions = Versions()
     started_at: str = ""
