@@ -1,21 +1,163 @@
-"""`grade ...`: the grader's command line (thin: parses, calls the pipeline, prints)."""
+"""`grade ...`: the grader's command line (thin: parses, calls the pipeline, prints).
+
+    grade SUBMISSION... [--rubric FILE] [--heldout DIR] [--out DIR] [--jobs N]
+    grade check PATH            a student's self-check: visible items, public clips
+    grade kit --out DIR         the student kit
+    grade baseline              compute and cache the reference baseline
+    grade rubric check FILE     validate a rubric
+"""
+from __future__ import annotations
+
 import argparse
+import functools
 import sys
+from pathlib import Path
 
 from grader import __version__
 
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="grade",
-        description="Grade submissions of the assignment 'Develop a Basic Audio Generative Model'.",
-    )
-    parser.add_argument("--version", action="version", version=f"grade {__version__}")
-    return parser
+COMMANDS = ("check", "kit", "baseline", "rubric")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    parser.parse_args(sys.argv[1:] if argv is None else argv)
-    parser.print_help()
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in COMMANDS:
+        return {"check": check_main, "kit": kit_main, "baseline": baseline_main, "rubric": rubric_main}[argv[0]](argv[1:])
+    return grade_main(argv)
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    from grader.heldout import DEFAULT_DATA
+    from grader.rubric import DEFAULT_RUBRIC
+
+    parser.add_argument("--rubric", type=Path, default=DEFAULT_RUBRIC, help="rubric TOML (default: the bundled one)")
+    parser.add_argument("--heldout", type=Path, default=DEFAULT_DATA,
+                        help="data set folder whose held-out split is graded on (default: the embedded data set)")
+    parser.add_argument("--jobs", type=int, default=1, help="submissions graded at once (default 1)")
+
+
+def grade_main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="grade", description="Grade submissions of 'Develop a Basic Audio Generative Model'. "
+        f"Other commands: {', '.join(COMMANDS)} (grade COMMAND --help).")
+    parser.add_argument("submissions", nargs="+", type=Path, help="zips (or folders) to grade")
+    parser.add_argument("--out", type=Path, default=Path("out"), help="output folder (default ./out)")
+    parser.add_argument("--unsafe-no-sandbox", action="store_true",
+                        help="run student code without bubblewrap, with resource limits only (trusted code only)")
+    parser.add_argument("--version", action="version", version=f"grade {__version__}")
+    _common(parser)
+    args = parser.parse_args(argv)
+    setup = _setup(args, args.out, student_mode=False, allow_unsandboxed=args.unsafe_no_sandbox)
+    if setup is None:
+        return 2
+    from grader.batch import grade_all
+
+    results = grade_all(args.submissions, setup, jobs=args.jobs)
+    _summary(results, setup.out_dir)
     return 0
+
+
+def check_main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="grade check", description="Check your own submission before you hand "
+                                     "it in: the visible items, on the public clips of the student kit.")
+    parser.add_argument("path", type=Path, help="your zip, or your submission's folder")
+    parser.add_argument("--out", type=Path, default=Path("grade-check"), help="output folder (default ./grade-check)")
+    parser.add_argument("--rubric", type=Path, help="the kit's public rubric (default: the bundled one)")
+    parser.add_argument("--data", type=Path, help="the kit's public clips (default: the embedded data set)")
+    args = parser.parse_args(argv)
+    from grader.heldout import DEFAULT_DATA
+    from grader.rubric import DEFAULT_RUBRIC
+
+    args.heldout, args.jobs = args.data or DEFAULT_DATA, 1
+    args.rubric = args.rubric or DEFAULT_RUBRIC
+    setup = _setup(args, args.out, student_mode=True, allow_unsandboxed=True, split="test")
+    if setup is None:
+        return 2
+    from grader.pipeline import grade_submission
+
+    result = grade_submission(args.path, setup)
+    _summary([result], setup.out_dir)
+    return 0
+
+
+def kit_main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="grade kit", description="Write the student kit: the contract, templates, "
+                                     "the public clips and the public rubric.")
+    parser.add_argument("--out", type=Path, required=True, help="folder to write")
+    parser.add_argument("--rubric", type=Path, default=None)
+    args = parser.parse_args(argv)
+    from grader.kit import write_kit
+    from grader.rubric import DEFAULT_RUBRIC, load_rubric
+
+    write_kit(args.out, load_rubric(args.rubric or DEFAULT_RUBRIC))
+    print(f"student kit written to {args.out}")
+    return 0
+
+
+def baseline_main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="grade baseline", description="Compute and cache the reference baseline "
+                                     "(reference solution, untrained floor, Griffin-Lim) on the held-out set.")
+    _common(parser)
+    args = parser.parse_args(argv)
+    from grader.heldout import load_heldout
+    from grader.scoring import load_baseline
+
+    baseline = load_baseline(load_heldout(args.heldout), jobs=max(1, args.jobs))
+    for source, means in baseline.means.items():
+        print(f"{source:<12} " + "  ".join(f"{m} {v:.3f}" for m, v in means.items() if v is not None))
+    return 0
+
+
+def rubric_main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="grade rubric", description="Rubric tools.")
+    parser.add_argument("action", choices=["check"], help="check: validate a rubric file")
+    parser.add_argument("file", type=Path)
+    args = parser.parse_args(argv)
+    from grader.rubric import RubricError, load_rubric
+
+    try:
+        rubric = load_rubric(args.file)
+    except RubricError as error:
+        print(error, file=sys.stderr)
+        return 1
+    quiz = len(rubric.quiz.questions) if rubric.quiz else 0
+    print(f"{args.file}: valid: {len(rubric.items)} items and {quiz} quiz questions, "
+          f"{rubric.rubric.total_points:g} points")
+    return 0
+
+
+def _setup(args, out_dir: Path, *, student_mode: bool, allow_unsandboxed: bool, split: str = "heldout"):
+    from grader.heldout import HeldoutError, load_heldout
+    from grader.pipeline import GradingSetup
+    from grader.rubric import RubricError, load_rubric
+    from grader.sandbox import UNSAFE_FLAG, isolation_problem
+    from grader.scoring import load_baseline
+
+    try:
+        rubric = load_rubric(args.rubric)
+        heldout = load_heldout(args.heldout, split=split)
+    except (RubricError, HeldoutError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return None
+    problem = isolation_problem()
+    if problem and not allow_unsandboxed:
+        print(f"error: student code cannot be isolated here: {problem}\nInstall bubblewrap, or pass {UNSAFE_FLAG} "
+              f"to run it with resource limits only (trusted code only).", file=sys.stderr)
+        return None
+    if problem:
+        print(f"note: running WITHOUT a sandbox (resource limits only): {problem}", file=sys.stderr)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return GradingSetup(rubric=rubric, heldout=heldout, load_baseline=functools.partial(load_baseline, heldout),
+                        out_dir=out_dir.resolve(), student_mode=student_mode, allow_unsandboxed=allow_unsandboxed)
+
+
+def _summary(results, out_dir: Path) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"Results in {out_dir}")
+    for column in ("submission", "status", "points", "seconds"):
+        table.add_column(column, justify="right" if column in ("points", "seconds") else "left")
+    for result in sorted(results, key=lambda r: (r.status == "graded", r.submission_id)):
+        table.add_row(result.submission_id, result.status, f"{result.total:g} / {result.max_total:g}",
+                      f"{result.seconds:.1f}")
+    Console().print(table)

@@ -218,3 +218,32 @@ def _text_evidence(unit: CodeUnit) -> dict[str, list[Finding]]:
                 if re.search(rf"(^|[^\w]){re.escape(pattern)}\s*\(", code):
                     found[kind].append(Finding(unit.name, unit.first_line + offset, f"{what} (file does not parse)"))
     return found
+
+
+def check(ctx, item) -> "Outcome":
+    """params: ``evidence``, a list of :data:`EVIDENCE` kinds. Share = kinds found / kinds asked.
+
+    ``architecture`` counts only when every part of one family was found (see :data:`ARCHITECTURE_PARTS`).
+    """
+    from grader.context import Outcome
+
+    root = ctx.submission.work_dir
+    files = [root / name for name in ctx.submission.files if name.endswith((".py", ".ipynb"))]
+    found = find_evidence(code_units(files, root))
+    asked = list(item.params["evidence"])
+    unknown = [kind for kind in asked if kind not in EVIDENCE]
+    if unknown:
+        raise ValueError(f"unknown evidence kinds {unknown}; known: {sorted(EVIDENCE)}")
+    satisfied, missing, evidence = [], [], []
+    for kind in asked:
+        findings = found[kind]
+        complete = [family for family, ok in architectures(findings).items() if ok] if kind == "architecture" else []
+        if findings and (kind != "architecture" or complete):
+            satisfied.append(kind + (f" ({', '.join(complete)})" if complete else ""))
+        else:
+            missing.append(EVIDENCE[kind] + (f"; parts seen: {', '.join(sorted({f.what for f in findings}))}"
+                                             if findings else ""))
+        evidence += [str(f) for f in findings[:8]]
+    explanation = (f"Found {', '.join(satisfied)}." if satisfied else "") + (
+        f" Not found: {'; '.join(missing)}." if missing else "")
+    return Outcome(len(satisfied) / len(asked), explanation.strip(), evidence)

@@ -1,0 +1,36 @@
+"""Unconditional samples: ``sample`` runs, and its clips are valid, diverse and not copies of training clips."""
+from __future__ import annotations
+
+from grader.context import OUTPUT_FOLDER, CheckContext, Outcome
+from grader.outputs import read_clips
+from grader.rubric import Item
+from reference.evaluation_unpaired import diversity, novelty
+
+
+def check(ctx: CheckContext, item: Item) -> Outcome:
+    """params: ``num``, ``seed``. Share: half for valid clips, a quarter for novelty, a quarter for diversity.
+
+    Diversity is compared with the held-out clips' own (full credit at or above it).
+    """
+    num, seed = int(item.params.get("num", 4)), int(item.params.get("seed", 0))
+    if ctx.discovery.findings["sample"].status == "missing":
+        return Outcome(0.0, "No `sample` entry point (unconditional generation) found: "
+                            f"{ctx.discovery.findings['sample'].how}")
+    entry = ctx.entry_once("sample", item, {"num": num, "seed": seed})
+    if entry.out_dir is None:
+        return Outcome(0.0, entry.message)
+    clips = read_clips(entry.out_dir.parent, OUTPUT_FOLDER, [str(k) for k in range(num)])
+    valid = [c for c in clips if c.usable and c.validity.ok]
+    if not valid:
+        return Outcome(0.0, f"`sample` wrote no valid clip ({entry.message}).",
+                       [f"{c.name}: {c.problem or '; '.join(c.validity.problems)}" for c in clips])
+    paths = [c.path for c in valid]
+    copies = [(c, n) for c, n in zip(valid, novelty(paths, [t.path for t in ctx.heldout.training])) if n.near_duplicate]
+    spread = diversity(paths) if len(paths) > 1 else 0.0
+    truth_spread = diversity([c.path for c in ctx.heldout.clips])
+    share = 0.5 * len(valid) / num + 0.25 * (not copies) + 0.25 * min(1.0, spread / truth_spread)
+    evidence = [f"{c.name}: copies training clip {ctx.heldout.training[n.duplicate_of].path.name} "
+                f"(correlation {n.correlation:.2f})" for c, n in copies]
+    return Outcome(share, f"{len(valid)} of {num} samples valid; {len(copies)} copy a training clip; diversity "
+                          f"{spread:.2f} against {truth_spread:.2f} among the held-out clips.", evidence,
+                   {"valid": len(valid), "copies": len(copies), "diversity": spread, "heldout_diversity": truth_spread})

@@ -1,0 +1,106 @@
+"""The clips a submission is graded on, prepared once per set and kept outside the sandbox.
+
+A :class:`HeldoutSet` comes from a data set folder (``reference.data`` layout):
+- ``clips``: the truth of ``reconstruct``. Only their log-mels (``mels/<id>.npy`` and
+  ``params.json``) are ever mounted into the sandbox, never the audio;
+- ``probes``: other unseen clips the ``mfcc`` entry point reads (their audio does enter
+  the sandbox, so they are never the truth of ``reconstruct``);
+- ``training``: the training split, for novelty (copies of training clips are found).
+
+Instructors grade on the ``heldout`` split; students' ``grade check`` on the public
+``test`` split (shipped in the student kit), with probes from the same split.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from reference import PROJECT_ROOT
+from reference.data import Clip, read_manifest
+from reference.preprocess import LogMelParams, load_audio, logmel
+
+DEFAULT_DATA = PROJECT_ROOT / "data" / "embedded"
+CACHE_ROOT = PROJECT_ROOT / ".cache" / "heldout"
+PROBE_COUNT = 6
+
+
+@dataclass(frozen=True)
+class HeldoutSet:
+    """Clips to grade on and their prepared inputs (see the module's docstring)."""
+
+    name: str
+    clips: tuple[Clip, ...]
+    probes: tuple[Clip, ...]
+    training: tuple[Clip, ...]
+    digest: str
+    """sha256 over the clips' and probes' own hashes and the log-mel parameters: the set's version."""
+    folder: Path
+    """Prepared inputs: ``mels/`` (mounted for reconstruct) and ``probes/`` (mounted for mfcc)."""
+
+    @property
+    def mel_dir(self) -> Path:
+        return self.folder / "mels"
+
+    @property
+    def probe_dir(self) -> Path:
+        return self.folder / "probes"
+
+    def truth(self, clip_id: str) -> Path:
+        """The audio of held-out clip ``clip_id`` (host side only)."""
+        return next(c.path for c in self.clips if c.path.stem == clip_id)
+
+
+class HeldoutError(ValueError):
+    """The data folder cannot give a held-out set; the message says how to make one."""
+
+
+def load_heldout(data_dir: str | os.PathLike = DEFAULT_DATA, split: str = "heldout", probe_split: str = "test",
+                 cache_root: Path = CACHE_ROOT) -> HeldoutSet:
+    """The ``split`` clips of ``data_dir`` as a held-out set, prepared (once) under ``cache_root``."""
+    data_dir = Path(data_dir)
+    try:
+        manifest = read_manifest(data_dir)
+    except Exception as exc:
+        raise HeldoutError(f"{data_dir}: {exc}") from None
+    clips = tuple(c for c in manifest if c.split == split)
+    if not clips:
+        raise HeldoutError(f"{data_dir}: no clips in the {split!r} split; splits there: "
+                           f"{sorted({c.split for c in manifest})}")
+    others = [c for c in manifest if c.split == probe_split and c not in clips] or [
+        c for c in manifest if c.split not in (split, "train")]
+    probes = tuple(others[:: max(1, len(others) // PROBE_COUNT)][:PROBE_COUNT])
+    training = tuple(c for c in manifest if c.split == "train")
+    digest = hashlib.sha256("|".join([*(c.sha256 for c in clips), "probes", *(c.sha256 for c in probes),
+                                      LogMelParams().to_json()]).encode()).hexdigest()
+    heldout = HeldoutSet(split, clips, probes, training, digest, cache_root / digest[:16])
+    if not (heldout.folder / "ready").is_file():
+        _prepare(heldout)
+    return heldout
+
+
+def _prepare(heldout: HeldoutSet) -> None:
+    """Write the log-mels and the probe copies, world-readable (the sandbox runs as another user)."""
+    staging = heldout.folder.with_name(heldout.folder.name + f".{os.getpid()}.tmp")
+    shutil.rmtree(staging, ignore_errors=True)
+    (staging / "mels").mkdir(parents=True)
+    (staging / "probes").mkdir()
+    params = LogMelParams()
+    for clip in heldout.clips:
+        np.save(staging / "mels" / f"{clip.path.stem}.npy", logmel(load_audio(clip.path), params))
+    (staging / "mels" / "params.json").write_text(params.to_json())
+    for clip in heldout.probes:
+        shutil.copyfile(clip.path, staging / "probes" / clip.path.name)
+    for folder, _, files in os.walk(staging):
+        os.chmod(folder, 0o755)
+        for name in files:
+            os.chmod(Path(folder) / name, 0o644)
+    (staging / "ready").touch()
+    shutil.rmtree(heldout.folder, ignore_errors=True)
+    heldout.folder.parent.mkdir(parents=True, exist_ok=True)
+    os.chmod(heldout.folder.parent, 0o755)
+    staging.rename(heldout.folder)

@@ -1,0 +1,120 @@
+"""Grading one submission, from its zip to its result JSON, as a declared list of steps.
+
+intake -> discovery -> every rubric item's check, in order -> quiz -> result.
+A check that raises becomes an item with status ``error`` and the next item runs; a
+refused archive and a failure of the grader itself still give a result.
+"""
+from __future__ import annotations
+
+import importlib
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from grader.checks.quiz import AnswersError, grade_quiz, read_answers
+from grader.context import CheckContext, Outcome
+from grader.discovery import discover
+from grader.heldout import HeldoutSet
+from grader.intake import IntakeRefused, submission_id, unpack
+from grader.results import ItemResult, QuestionOutcome, SubmissionResult, Versions, utc_now
+from grader.rubric import Item, Rubric
+from grader.scoring import Baseline
+
+RESULTS_FOLDER = "results"
+MEDIA_FOLDER = "media"
+
+
+@dataclass(frozen=True)
+class GradingSetup:
+    """What every submission of a batch is graded with."""
+
+    rubric: Rubric
+    heldout: HeldoutSet
+    load_baseline: Callable[[], Baseline]
+    out_dir: Path
+    student_mode: bool = False
+    """``grade check``: visible items only, and no answer key in the result."""
+    allow_unsandboxed: bool = False
+
+    @property
+    def versions(self) -> Versions:
+        return Versions(rubric=f"{self.rubric.rubric.id}@{self.rubric.rubric.version}", heldout=self.heldout.digest[:16])
+
+    def items(self) -> list[Item]:
+        return [i for i in self.rubric.items if not self.student_mode or i.visibility == "visible"]
+
+    @property
+    def max_total(self) -> float:
+        quiz = self.rubric.quiz.points if self.rubric.quiz else 0.0
+        return sum(i.points for i in self.items()) + quiz
+
+
+def grade_submission(source: str | Path, setup: GradingSetup) -> SubmissionResult:
+    """Grade ``source`` (a zip or a folder) and write ``OUT/results/<id>.json``; never raises for the submission."""
+    source = Path(source)
+    sid = submission_id(source)
+    started, started_at = time.perf_counter(), utc_now()
+    with tempfile.TemporaryDirectory(prefix=f"grade-{sid}-") as scratch:
+        try:
+            result = _grade(source, sid, setup, Path(scratch))
+        except IntakeRefused as refusal:
+            result = SubmissionResult.refused(sid, str(source), refusal.reason, setup.max_total, setup.versions)
+        except Exception as error:  # the grader's own failure: recorded, never fatal to a batch
+            result = SubmissionResult.from_exception(sid, str(source), error, setup.max_total, setup.versions)
+    result.started_at, result.finished_at = started_at, utc_now()
+    result.seconds = round(time.perf_counter() - started, 3)
+    result.write(setup.out_dir / RESULTS_FOLDER)
+    return result
+
+
+def _grade(source: Path, sid: str, setup: GradingSetup, scratch: Path) -> SubmissionResult:
+    submission = unpack(source, scratch / "submission", setup.rubric.limits.intake)
+    discovery = discover(submission.work_dir)
+    media = setup.out_dir / MEDIA_FOLDER / sid
+    shutil.rmtree(media, ignore_errors=True)
+    ctx = CheckContext(submission=submission, discovery=discovery, rubric=setup.rubric, heldout=setup.heldout,
+                       load_baseline=setup.load_baseline, scratch=scratch, media_dir=media,
+                       out_root=setup.out_dir, allow_unsandboxed=setup.allow_unsandboxed)
+    items = [_run_item(ctx, item) for item in setup.items()]
+    quiz = _quiz(ctx, setup)
+    student = {k: v for k, v in {"name": discovery.student_name, "id": discovery.student_id}.items() if v}
+    total = sum(i.points for i in items) + sum(q.points for q in quiz)
+    return SubmissionResult(
+        submission_id=sid, source=str(source), status="graded", student=student, total=round(total, 4),
+        max_total=setup.max_total, items=items, quiz=quiz, runs=ctx.runs, clip_metrics=ctx.clip_metrics,
+        comparison=ctx.comparison, listen=ctx.listen, samples=ctx.samples,
+        discovery=discovery.model_dump(mode="json"), versions=setup.versions,
+        message="; ".join(submission.notes))
+
+
+def _run_item(ctx: CheckContext, item: Item) -> ItemResult:
+    started = time.perf_counter()
+    try:
+        outcome = importlib.import_module(f"grader.checks.{item.check}").check(ctx, item)
+    except Exception as error:
+        outcome = Outcome(0.0, f"The check failed inside the grader ({type(error).__name__}: {error}); "
+                               f"this is not your fault, tell the instructor.", error=True)
+    fraction = min(1.0, max(0.0, outcome.fraction))
+    status = "error" if outcome.error else "passed" if fraction >= 1 else "partial" if fraction > 0 else "failed"
+    return ItemResult(id=item.id, title=item.title, checklist=item.checklist, points=round(item.points * fraction, 4),
+                      max_points=item.points, status=status, visibility=item.visibility,
+                      explanation=outcome.explanation, evidence=outcome.evidence,
+                      metrics=outcome.metrics, seconds=round(time.perf_counter() - started, 3))
+
+
+def _quiz(ctx: CheckContext, setup: GradingSetup) -> list[QuestionOutcome]:
+    quiz = setup.rubric.quiz
+    if quiz is None:
+        return []
+    files = ctx.discovery.findings["answers"].files
+    answers: dict[str, str] = {}
+    if files:
+        try:
+            answers = read_answers(ctx.submission.work_dir / files[0])
+        except AnswersError as error:
+            ctx.submission.notes.append(str(error))
+    return [QuestionOutcome(id=r.id, answered=r.answered, correct=r.correct, points=r.points, max_points=r.max_points)
+            for r in grade_quiz(quiz, answers)]

@@ -1,0 +1,379 @@
+"""HTML pages from results: one page per submission and the class page, with jinja2.
+
+Pages are rendered from :class:`~grader.results.SubmissionResult` files only, so they
+can be re-rendered without re-grading. Layout of a report folder ``OUT``::
+
+    OUT/index.html                  the class page
+    OUT/pages/<submission id>.html  one page per submission
+    OUT/spectrograms/<sha256>.png   log-mel pictures, cached by the audio's content
+    OUT/media/<submission id>/...   audio the grader copied (read, never written here)
+
+Audio and pictures are linked by relative paths (``../media/...``), so the folder
+opens from the file system, moves as a whole, and a page stays small (the truth and
+reference clips are shared by every page instead of copied into each). With
+``embed_media=True`` a page carries its audio and pictures as ``data:`` URIs instead:
+one file that can be mailed on its own, at about 1.4 times the audio's size.
+
+Who reads a page decides what it shows (:class:`Audience`): an instructor sees
+everything; a student sees only the items, runs and quiz answers their visibility
+allows, and never a hidden item's name.
+"""
+from __future__ import annotations
+
+import base64
+import functools
+import math
+import mimetypes
+import os
+import statistics
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+from urllib.parse import quote
+
+import jinja2
+
+from grader.report.spectrograms import LOG_MAX, LOG_MIN, spectrogram_png
+from grader.results import ItemResult, SubmissionResult
+from grader.rubric import Rubric
+
+TEMPLATES = Path(__file__).parent / "templates"
+PAGES_FOLDER = "pages"
+SPECTROGRAM_FOLDER = "spectrograms"
+CLASS_PAGE = "index.html"
+VISIBILITIES = ("visible", "hidden", "after_due_date", "after_published")
+QUIZ_CHECKLIST = "Check for understanding"
+
+SOURCES = {
+    "truth": "Truth (held-out clip)",
+    "reference": "Reference solution",
+    "student": "Student",
+    "griffin_lim": "Griffin-Lim on the true log-mel",
+    "floor": "Untrained model (floor)",
+}
+"""Sources of audio and of metrics, in the order shown, with their labels."""
+METRICS = {
+    "pesq_wb": ("PESQ wide-band", "higher is better, 1 to 4.64"),
+    "pesq_nb": ("PESQ narrow-band", "higher is better, 1 to 4.55"),
+    "snr": ("SNR (dB)", "higher is better"),
+    "seg_snr": ("Segmental SNR (dB)", "higher is better"),
+    "si_sdr": ("SI-SDR (dB)", "higher is better"),
+    "stoi": ("STOI", "higher is better, 0 to 1"),
+    "estoi": ("Extended STOI", "higher is better, 0 to 1"),
+    "lsd": ("Log-spectral distance (dB)", "lower is better"),
+    "mcd": ("Mel-cepstral distortion (dB)", "lower is better"),
+    "mcd_dtw": ("MCD after DTW (dB)", "lower is better"),
+    "mel_l1": ("Log-mel L1", "lower is better"),
+    "dnsmos": ("DNSMOS overall", "higher is better, 1 to 5"),
+}
+"""Labels of :mod:`reference.evaluation`'s metric keys (its module docstring has the definitions)."""
+RUNS_LISTED = 10
+"""How many of the slowest runs the class page lists."""
+
+
+@dataclass(frozen=True)
+class Audience:
+    """Who reads the pages: which item visibilities they see, and whether the quiz's answer key."""
+
+    name: str
+    visibilities: frozenset[str]
+    answer_key: bool
+
+    def sees(self, visibility: str) -> bool:
+        return visibility in self.visibilities
+
+
+INSTRUCTOR = Audience("instructor", frozenset(VISIBILITIES), answer_key=True)
+
+
+def student_audience(rubric: Rubric | None, *, due_date_passed: bool = False, published: bool = False) -> Audience:
+    """What a student may see now: visible items, plus ``after_due_date`` and ``after_published`` ones when so.
+
+    The quiz's answer key is shown when the rubric's ``quiz.answers_visibility`` is
+    among them (never without a rubric).
+    """
+    seen = {"visible"} | ({"after_due_date"} if due_date_passed else set()) | ({"after_published"} if published else set())
+    answers = rubric is not None and rubric.quiz is not None and rubric.quiz.answers_visibility in seen
+    return Audience("student", frozenset(seen), answer_key=answers)
+
+
+# --------------------------------------------------------------------------- jinja2
+
+def _points(value: float | None) -> str:
+    """12.0 -> "12", 3.456 -> "3.46"; None -> "–"."""
+    if value is None:
+        return "–"
+    return f"{round(value, 2):g}"
+
+
+def _number(value: Any, digits: int = 3) -> str:
+    """A metric value for a table: 3 significant digits, "–" for None, NaN or anything not a number."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return "–"
+    return f"{value:.{digits}g}"
+
+
+def _mebibytes(value: int | None) -> str:
+    return "–" if value is None else f"{value / 2**20:.0f} MiB"
+
+
+def _seconds(value: float | None) -> str:
+    if value is None:
+        return "–"
+    return f"{value:.1f} s" if value < 100 else f"{value / 60:.1f} min"
+
+
+@functools.cache
+def environment() -> jinja2.Environment:
+    """The templates' environment: autoescaped HTML, undefined names are errors, the number filters."""
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
+                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env.filters.update(points=_points, number=_number, mebibytes=_mebibytes, seconds=_seconds)
+    return env
+
+
+# --------------------------------------------------------------------------- media
+
+class MediaLinks:
+    """``src`` attributes for audio and pictures of one page: a relative URL, or a ``data:`` URI.
+
+    Paths in results are relative to the report folder ``out_dir``; one that is
+    missing or that points outside the folder gets no link (None), and the page says so.
+    """
+
+    def __init__(self, out_dir: Path, page_dir: Path, embed: bool):
+        self.out_dir, self.page_dir, self.embed = out_dir.resolve(), page_dir.resolve(), embed
+
+    def file(self, relative: str | None) -> Path | None:
+        """The file a result's relative path names, when it exists inside the report folder."""
+        if not relative:
+            return None
+        path = (self.out_dir / relative).resolve()
+        if not path.is_relative_to(self.out_dir) or not path.is_file():
+            return None
+        return path
+
+    def src(self, path: Path) -> str:
+        if self.embed:
+            mime = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+            return f"data:{mime};base64,{base64.b64encode(path.read_bytes()).decode('ascii')}"
+        return quote(os.path.relpath(path, self.page_dir).replace(os.sep, "/"))
+
+
+def _player(links: MediaLinks, relative: str | None, label: str) -> dict[str, Any]:
+    """One audio player with its spectrogram, or the reason there is none."""
+    audio = links.file(relative)
+    if audio is None:
+        missing = "not produced" if not relative else f"{relative} is not in the report folder"
+        return {"label": label, "audio": None, "image": None, "problem": missing}
+    picture = spectrogram_png(audio, links.out_dir / SPECTROGRAM_FOLDER)
+    return {"label": label, "audio": links.src(audio), "mime": mimetypes.guess_type(audio.name)[0] or "audio/wav",
+            "image": links.src(picture.png) if picture.png else None, "problem": picture.problem}
+
+
+# --------------------------------------------------------------------------- one submission
+
+def _item_groups(items: list[ItemResult]) -> list[dict[str, Any]]:
+    """Items grouped by the assignment's checklist entry, in rubric order, with each group's points."""
+    groups: dict[str, list[ItemResult]] = {}
+    for item in items:
+        groups.setdefault(item.checklist, []).append(item)
+    return [{"name": name, "items": members, "points": sum(i.points for i in members),
+             "max_points": sum(i.max_points for i in members)} for name, members in groups.items()]
+
+
+def _metric_rows(table: dict[str, dict[str, float | None]]) -> tuple[list[str], list[dict[str, Any]]]:
+    """(sources present, one row per metric) of a source -> metric -> value table, in the usual order."""
+    sources = [s for s in SOURCES if s in table] + sorted(s for s in table if s not in SOURCES)
+    metrics = {metric for values in table.values() for metric in values}
+    ordered = [m for m in METRICS if m in metrics] + sorted(metrics - set(METRICS))
+    rows = [{"key": m, "label": METRICS.get(m, (m, ""))[0], "better": METRICS.get(m, ("", ""))[1],
+             "values": [table[s].get(m) for s in sources]} for m in ordered]
+    return sources, rows
+
+
+def _flat_rows(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[Any]]]:
+    """A list of dicts as (columns, rows) for a plain table; nested dicts become ``outer.inner`` columns."""
+    flat = []
+    for row in rows:
+        cells: dict[str, Any] = {}
+        for key, value in row.items():
+            if isinstance(value, dict):
+                cells.update({f"{key}.{k}": v for k, v in value.items() if not isinstance(v, (dict, list))})
+            elif not isinstance(value, list):
+                cells[key] = value
+        flat.append(cells)
+    columns = list(dict.fromkeys(key for cells in flat for key in cells))
+    return columns, [[cells.get(column) for column in columns] for cells in flat]
+
+
+def _questions(rubric: Rubric | None) -> dict[str, Any]:
+    return {q.id: q for q in rubric.quiz.questions} if rubric and rubric.quiz else {}
+
+
+def _discovery_rows(discovery: dict[str, Any]) -> list[dict[str, Any]]:
+    """The discovery's findings, one row per role (the dump of :class:`grader.discovery.Discovery`)."""
+    findings = discovery.get("findings") or {}
+    return [{"role": role, "status": f.get("status", ""), "value": f.get("value"), "files": f.get("files") or [],
+             "how": f.get("how", ""), "problems": f.get("problems") or []}
+            for role, f in findings.items() if isinstance(f, dict)]
+
+
+def submission_context(result: SubmissionResult, out_dir: Path, *, rubric: Rubric | None = None,
+                       audience: Audience = INSTRUCTOR, embed_media: bool = False) -> dict[str, Any]:
+    """Everything the submission template shows, filtered for ``audience``."""
+    page_dir = out_dir / PAGES_FOLDER
+    links = MediaLinks(out_dir, page_dir, embed_media)
+    shown = [item for item in result.items if audience.sees(item.visibility)]
+    shown_ids = {item.id for item in shown}
+    quiz_visible = audience.sees(rubric.quiz.visibility) if rubric and rubric.quiz else audience is INSTRUCTOR
+    quiz = result.quiz if quiz_visible else []
+    questions = _questions(rubric)
+    total = sum(i.points for i in shown) + sum(q.points for q in quiz)
+    max_total = sum(i.max_points for i in shown) + sum(q.max_points for q in quiz)
+    if audience is INSTRUCTOR:
+        total, max_total = result.total, result.max_total
+    sources, comparison = _metric_rows(result.comparison)
+    clip_columns, clip_rows = _flat_rows(result.clip_metrics)
+    listen = []
+    for clip in result.listen:
+        clip_sources, clip_metrics = _metric_rows(clip.metrics)
+        players = [_player(links, getattr(clip, source), SOURCES[source])
+                   for source in ("truth", "reference", "student", "griffin_lim")]
+        listen.append({"name": clip.name, "players": players,
+                       "metric_sources": [(s, SOURCES.get(s, s)) for s in clip_sources],
+                       "metrics": clip_metrics})
+    return {
+        "result": result,
+        "title": result.student.get("name") or result.submission_id,
+        "audience": audience,
+        "total": total,
+        "max_total": max_total,
+        "percent": 100 * total / max_total if max_total else 0.0,
+        "groups": _item_groups(shown),
+        "withheld": len(result.items) - len(shown),
+        "quiz": [{"outcome": q, "question": questions.get(q.id),
+                  "key": questions[q.id].answer if audience.answer_key and q.id in questions else None} for q in quiz],
+        "quiz_points": (sum(q.points for q in quiz), sum(q.max_points for q in quiz)),
+        "comparison_sources": [(s, SOURCES.get(s, s)) for s in sources],
+        "comparison": comparison,
+        "clip_columns": clip_columns,
+        "clip_rows": clip_rows,
+        "listen": listen,
+        "scale": (LOG_MIN, LOG_MAX),
+        "samples": [{"sample": s, "player": _player(links, s.audio, s.name)} for s in result.samples],
+        "runs": [run for run in result.runs if run.item_id in shown_ids or audience is INSTRUCTOR],
+        "discovery": _discovery_rows(result.discovery),
+        "manifest": result.discovery.get("manifest"),
+        "manifest_errors": result.discovery.get("manifest_errors") or [],
+        "class_page": None if embed_media else links.src(out_dir / CLASS_PAGE),
+    }
+
+
+def render_submission(result: SubmissionResult, out_dir: str | os.PathLike, **options) -> str:
+    """The HTML of one submission's page (options: ``rubric``, ``audience``, ``embed_media``)."""
+    return environment().get_template("submission.html.j2").render(
+        submission_context(result, Path(out_dir), **options))
+
+
+def page_path(out_dir: str | os.PathLike, submission_id: str) -> Path:
+    """Where the page of ``submission_id`` is written: ``OUT/pages/<id>.html``."""
+    return Path(out_dir) / PAGES_FOLDER / f"{submission_id}.html"
+
+
+def write_submission_page(result: SubmissionResult, out_dir: str | os.PathLike, **options) -> Path:
+    """Render and write ``OUT/pages/<id>.html`` (atomically); options as :func:`render_submission`."""
+    target = page_path(out_dir, result.submission_id)
+    _write_atomically(target, render_submission(result, out_dir, **options))
+    return target
+
+
+# --------------------------------------------------------------------------- the class page
+
+def _histogram(totals: list[float], max_total: float, bins: int = 10) -> list[dict[str, Any]]:
+    """Counts of ``totals`` in ``bins`` equal bins of 0..max_total (the top bin includes the maximum)."""
+    width = (max_total or 1.0) / bins
+    counts = Counter(min(bins - 1, max(0, int(total // width))) for total in totals)
+    return [{"low": k * width, "high": (k + 1) * width, "count": counts.get(k, 0)} for k in range(bins)]
+
+
+def _columns(results: list[SubmissionResult]) -> list[dict[str, Any]]:
+    """Every item of any result, in the order first seen, with its title and maximum."""
+    columns: dict[str, dict[str, Any]] = {}
+    for result in results:
+        for item in result.items:
+            columns.setdefault(item.id, {"id": item.id, "title": item.title, "max_points": item.max_points,
+                                         "checklist": item.checklist})
+    return list(columns.values())
+
+
+def _pass_rates(results: list[SubmissionResult], columns: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per item over the graded submissions: mean share of points, share passed (full points), errors."""
+    rates = []
+    for column in columns:
+        outcomes = [item for r in results if r.status == "graded" for item in r.items if item.id == column["id"]]
+        if not outcomes:
+            continue
+        rates.append({**column, "count": len(outcomes),
+                      "mean_share": statistics.fmean(i.points / i.max_points if i.max_points else 0 for i in outcomes),
+                      "passed_share": sum(i.status == "passed" for i in outcomes) / len(outcomes),
+                      "errors": sum(i.status == "error" for i in outcomes)})
+    return rates
+
+
+def _runs(results: list[SubmissionResult]) -> list[dict[str, Any]]:
+    return [{"submission": r.submission_id, "href": quote(f"{PAGES_FOLDER}/{r.submission_id}.html"),
+             "item": run.item_id, "purpose": run.purpose, "result": run.result} for r in results for run in r.runs]
+
+
+def class_context(results: list[SubmissionResult], problems: Iterable[str] = ()) -> dict[str, Any]:
+    """Everything the class page shows: one row per result, histogram, pass rates, slow and failed runs."""
+    columns = _columns(results)
+    graded = [r for r in results if r.status == "graded"]
+    max_total = max((r.max_total for r in results), default=0.0)
+    totals = [r.total for r in graded]
+    rows = []
+    for r in results:
+        points = {item.id: item for item in r.items}
+        rows.append({"result": r, "href": quote(f"{PAGES_FOLDER}/{r.submission_id}.html"),
+                     "name": r.student.get("name", ""), "student_id": r.student.get("id", ""),
+                     "percent": 100 * r.total / r.max_total if r.max_total else 0.0,
+                     "items": [points.get(c["id"]) for c in columns],
+                     "quiz": (sum(q.points for q in r.quiz), sum(q.max_points for q in r.quiz)) if r.quiz else None,
+                     "failed_runs": sum(run.result.verdict != "ok" for run in r.runs),
+                     "seconds": r.seconds})
+    runs = _runs(results)
+    return {
+        "rows": rows,
+        "columns": columns,
+        "has_quiz": any(r.quiz for r in results),
+        "count": len(results),
+        "statuses": Counter(r.status for r in results),
+        "max_total": max_total,
+        "mean": statistics.fmean(totals) if totals else None,
+        "median": statistics.median(totals) if totals else None,
+        "histogram": _histogram(totals, max_total),
+        "pass_rates": _pass_rates(results, columns),
+        "slowest": sorted(runs, key=lambda run: -run["result"].wall_seconds)[:RUNS_LISTED],
+        "failed": [run for run in runs if run["result"].verdict != "ok"],
+        "problems": list(problems),
+    }
+
+
+def render_class_page(results: list[SubmissionResult], problems: Iterable[str] = ()) -> str:
+    """The HTML of the class page (``problems``: results that could not be read, in words)."""
+    return environment().get_template("class.html.j2").render(class_context(results, problems))
+
+
+def write_class_page(results: list[SubmissionResult], out_dir: str | os.PathLike, problems: Iterable[str] = ()) -> Path:
+    target = Path(out_dir) / CLASS_PAGE
+    _write_atomically(target, render_class_page(results, problems))
+    return target
+
+
+def _write_atomically(target: Path, text: str) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, target)
