@@ -47,8 +47,13 @@ class GradingSetup:
         return [i for i in self.rubric.items if not self.student_mode or i.visibility == "visible"]
 
     @property
+    def reveals_quiz(self) -> bool:
+        """Whether quiz answers are marked right or wrong (never in a student's self-check)."""
+        return not self.student_mode
+
+    @property
     def max_total(self) -> float:
-        quiz = self.rubric.quiz.points if self.rubric.quiz else 0.0
+        quiz = self.rubric.quiz.points if self.rubric.quiz and self.reveals_quiz else 0.0
         return sum(i.points for i in self.items()) + quiz
 
 
@@ -117,4 +122,4 @@ def _quiz(ctx: CheckContext, setup: GradingSetup) -> list[QuestionOutcome]:
         except AnswersError as error:
             ctx.submission.notes.append(str(error))
     return [QuestionOutcome(id=r.id, answered=r.answered, correct=r.correct, points=r.points, max_points=r.max_points)
-            for r in grade_quiz(quiz, answers)]
+            for r in grade_quiz(quiz, answers, reveal=setup.reveals_quiz)]

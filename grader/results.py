@@ -55,7 +55,7 @@ class RunEntry(_Model):
 class QuestionOutcome(_Model):
     id: str
     answered: str | None
-    correct: bool
+    correct: bool | None = Field(description="None: not revealed here (a student's self-check).")
     points: float
     max_points: float
 

@@ -76,11 +76,11 @@ class Question(_Strict):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
     text: str
     choices: list[str] = Field(min_length=2)
-    answer: str
+    answer: str | None = Field(None, description="The right choice's text; absent in a public rubric.")
 
     @model_validator(mode="after")
     def _answer_is_a_choice(self) -> "Question":
-        if self.answer not in self.choices:
+        if self.answer is not None and self.answer not in self.choices:
             raise ValueError(f"answer {self.answer!r} is not one of the choices {self.choices}")
         return self
 
@@ -113,6 +113,15 @@ class Rubric(_Strict):
             raise ValueError(f"items and quiz add up to {total:g} points, but rubric.total_points is "
                              f"{self.rubric.total_points:g}")
         return self
+
+    def public(self) -> "Rubric":
+        """The rubric a student may see: visible items only, no answer key, totals recomputed."""
+        items = [item for item in self.items if item.visibility == "visible"]
+        quiz = None if self.quiz is None else self.quiz.model_copy(
+            update={"questions": [q.model_copy(update={"answer": None}) for q in self.quiz.questions]})
+        total = sum(item.points for item in items) + (quiz.points if quiz else 0)
+        info = self.rubric.model_copy(update={"total_points": total, "version": self.rubric.version + "-public"})
+        return self.model_copy(update={"rubric": info, "items": items, "quiz": quiz})
 
     def run_limits(self, item: Item) -> RunLimits:
         """The run limits of ``item``: the rubric's [limits.run] with the item's overrides."""

@@ -45,16 +45,24 @@ class QuestionResult:
 
     id: str
     answered: str | None
-    correct: bool
+    correct: bool | None
+    """None where the key is not known here (a public rubric) or not to be revealed."""
     points: float
     max_points: float
 
 
-def grade_quiz(quiz: Quiz, answers: dict[str, str]) -> list[QuestionResult]:
-    """Score ``answers`` (question id -> answer text) against the quiz, one result per question."""
+def grade_quiz(quiz: Quiz, answers: dict[str, str], reveal: bool = True) -> list[QuestionResult]:
+    """Score ``answers`` (question id -> answer text) against the quiz, one result per question.
+
+    With ``reveal`` False, or for a question without an answer key, only whether it was
+    answered is recorded: ``correct`` is None and no points are given.
+    """
     results = []
     for question in quiz.questions:
         given = answers.get(question.id)
+        if not reveal or question.answer is None:
+            results.append(QuestionResult(question.id, given, None, 0.0, quiz.points_per_question))
+            continue
         right = given is not None and chosen_index(given, question) == question.choices.index(question.answer)
         results.append(QuestionResult(question.id, given, right, quiz.points_per_question if right else 0.0,
                                       quiz.points_per_question))
