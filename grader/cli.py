@@ -161,3 +161,7 @@ def _summary(results, out_dir: Path) -> None:
         table.add_row(result.submission_id, result.status, f"{result.total:g} / {result.max_total:g}",
                       f"{result.seconds:.1f}")
     Console().print(table)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

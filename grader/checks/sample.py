@@ -8,9 +8,9 @@ from reference.evaluation_unpaired import diversity, novelty
 
 
 def check(ctx: CheckContext, item: Item) -> Outcome:
-    """params: ``num``, ``seed``. Share: half for valid clips, a quarter for novelty, a quarter for diversity.
-
-    Diversity is compared with the held-out clips' own (full credit at or above it).
+    """params: ``num``, ``seed``, ``diversity_share``. Share: half for valid clips, a quarter for
+    novelty, a quarter for diversity: full at or above ``diversity_share`` (default 0.5) of the
+    held-out clips' own diversity, proportional below.
     """
     num, seed = int(item.params.get("num", 4)), int(item.params.get("seed", 0))
     if ctx.discovery.findings["sample"].status == "missing":
@@ -28,7 +28,8 @@ def check(ctx: CheckContext, item: Item) -> Outcome:
     copies = [(c, n) for c, n in zip(valid, novelty(paths, [t.path for t in ctx.heldout.training])) if n.near_duplicate]
     spread = diversity(paths) if len(paths) > 1 else 0.0
     truth_spread = diversity([c.path for c in ctx.heldout.clips])
-    share = 0.5 * len(valid) / num + 0.25 * (not copies) + 0.25 * min(1.0, spread / truth_spread)
+    target = float(item.params.get("diversity_share", 0.5)) * truth_spread
+    share = 0.5 * len(valid) / num + 0.25 * (not copies) + 0.25 * min(1.0, spread / target)
     evidence = [f"{c.name}: copies training clip {ctx.heldout.training[n.duplicate_of].path.name} "
                 f"(correlation {n.correlation:.2f})" for c, n in copies]
     return Outcome(share, f"{len(valid)} of {num} samples valid; {len(copies)} copy a training clip; diversity "

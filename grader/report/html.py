@@ -49,7 +49,7 @@ SOURCES = {
     "truth": "Truth (held-out clip)",
     "reference": "Reference solution",
     "student": "Student",
-    "griffin_lim": "Griffin-Lim on the true log-mel",
+    "griffin_lim": "Griffin-Lim (true log-mel)",
     "floor": "Untrained model (floor)",
 }
 """Sources of audio and of metrics, in the order shown, with their labels."""
@@ -162,14 +162,19 @@ class MediaLinks:
 
 
 def _player(links: MediaLinks, relative: str | None, label: str) -> dict[str, Any]:
-    """One audio player with its spectrogram, or the reason there is none."""
+    """One audio player with its spectrogram, or the reason there is none.
+
+    A file that cannot be read as audio gets no player (a browser could not play it
+    either), only the reason.
+    """
     audio = links.file(relative)
     if audio is None:
         missing = "not produced" if not relative else f"{relative} is not in the report folder"
         return {"label": label, "audio": None, "image": None, "problem": missing}
     picture = spectrogram_png(audio, links.out_dir / SPECTROGRAM_FOLDER)
-    return {"label": label, "audio": links.src(audio), "mime": mimetypes.guess_type(audio.name)[0] or "audio/wav",
-            "image": links.src(picture.png) if picture.png else None, "problem": picture.problem}
+    if picture.png is None:
+        return {"label": label, "audio": None, "image": None, "problem": picture.problem}
+    return {"label": label, "audio": links.src(audio), "image": links.src(picture.png), "problem": None}
 
 
 # --------------------------------------------------------------------------- one submission

@@ -1,0 +1,285 @@
+"""The grader end to end on real submissions, a small held-out set and the real sandbox.
+
+A complete student-style submission (Griffin-Lim vocoder, WaveNet code, training loop,
+evaluation, quiz) against variations: empty, noisier output, evidence removed,
+notebook entry, unconditional only; and determinism.
+"""
+import json
+import shutil
+import subprocess
+import sys
+import zipfile
+
+import nbformat
+import numpy as np
+import pytest
+import soundfile as sf
+
+from grader.heldout import load_heldout
+from grader.pipeline import GradingSetup, grade_submission
+from grader.rubric import DEFAULT_RUBRIC, load_rubric
+from grader.scoring import load_baseline, points_fraction
+from reference import PROJECT_ROOT
+from reference.data import EmbeddedSpec, build_embedded
+
+SMALL = EmbeddedSpec(voices={"train": 1, "test": 1, "heldout": 1}, utterances_per_voice={"train": 2, "test": 2, "heldout": 1},
+                     melodies={"train": 1, "test": 1, "heldout": 1})
+
+PREPROCESS = '''
+import librosa
+import numpy as np
+
+def extract_mfcc(path):
+    signal, sr = librosa.load(path, sr=16000)
+    return librosa.feature.mfcc(y=signal, sr=sr, n_mfcc=20)
+
+def augment(y, sr):
+    y = librosa.effects.pitch_shift(y, sr=sr, n_steps=2)
+    return y + 0.005 * np.random.randn(len(y))
+'''
+MODEL = '''
+import torch
+from torch import nn
+
+class ResidualBlock(nn.Module):
+    def __init__(self, channels, dilation):
+        super().__init__()
+        self.conv = nn.Conv1d(channels, 2 * channels, 2, dilation=dilation)
+    def forward(self, x):
+        a, b = self.conv(x).chunk(2, dim=1)
+        return torch.tanh(a) * torch.sigmoid(b)
+
+def train(model, batches):
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    for x, y in batches:
+        optimizer.zero_grad()
+        loss = nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        optimizer.step()
+'''
+GENERATE = '''
+import argparse, pathlib
+import numpy as np, librosa, soundfile as sf
+NOISE = {noise}
+parser = argparse.ArgumentParser()
+parser.add_argument("--mel-dir"); parser.add_argument("--out-dir")
+parser.add_argument("--num", type=int); parser.add_argument("--seed", type=int)
+args = parser.parse_args()
+out = pathlib.Path(args.out_dir)
+rng = np.random.default_rng(args.seed or 0)
+if args.mel_dir:
+    for path in sorted(pathlib.Path(args.mel_dir).glob("*.npy")):
+        wav = librosa.feature.inverse.mel_to_audio(np.exp(np.load(path)), sr=16000, n_fft=1024, hop_length=256,
+                                                   power=1.0, fmin=0, fmax=8000, n_iter=16, random_state=0)
+        sf.write(out / (path.stem + ".wav"), wav + NOISE * rng.standard_normal(len(wav)), 16000)
+else:
+    for k in range(args.num):
+        t = np.arange(48000) / 16000
+        sf.write(out / f"{{k}}.wav", 0.3 * np.sin(2 * np.pi * rng.uniform(100, 800) * t) * rng.uniform(0.2, 1, 48000), 16000)
+'''
+EVALUATE = '''
+from pesq import pesq
+import numpy as np
+
+def snr_db(ref, deg):
+    return 10 * np.log10(np.sum(ref ** 2) / np.sum((ref - deg) ** 2))
+
+def evaluate(ref, deg):
+    return pesq(16000, ref, deg, "wb"), snr_db(ref, deg)
+'''
+ANSWERS = '[quiz]\nq1 = "MFCC"\nq2 = "b"\nq3 = "Increases data diversity"\nq4 = "Bitmap"\nq5 = "c"\n' \
+          'q6 = "WaveNet"\nq7 = "Signal-to-Noise Ratio"\n'
+
+
+@pytest.fixture(scope="module")
+def setup_factory(tmp_path_factory):
+    root = tmp_path_factory.mktemp("grading")
+    build_embedded(root / "data", seed=5, spec=SMALL)
+    heldout = load_heldout(root / "data", cache_root=root / "heldout")
+    baseline = load_baseline(heldout, jobs=1, cache_root=root / "baseline")
+    rubric = load_rubric(DEFAULT_RUBRIC)
+
+    def make(out_name: str, student_mode: bool = False) -> GradingSetup:
+        return GradingSetup(rubric=rubric, heldout=heldout, load_baseline=lambda: baseline, out_dir=root / out_name,
+                            student_mode=student_mode)
+    return make
+
+
+def write_submission(folder, noise=0.0, drop=()):
+    """A complete submission in ``folder``; ``drop`` names parts to leave out."""
+    files = {"preprocess.py": PREPROCESS, "model.py": MODEL, "generate.py": GENERATE.format(noise=noise),
+             "evaluate.py": EVALUATE, "answers.toml": ANSWERS,
+             "report.md": "Our vocoder reaches PESQ 2.2 and SNR -3 dB on the test clips.\n"}
+    if "augmentation" in drop:
+        files["preprocess.py"] = PREPROCESS.split("def augment")[0]
+    for name in ("answers.toml", "model.py"):
+        if name in drop:
+            del files[name]
+    folder.mkdir(parents=True)
+    for name, text in files.items():
+        (folder / name).write_text(text)
+    (folder / "checkpoints").mkdir()
+    (folder / "checkpoints" / "wavenet.pt").write_bytes(b"\x80weights" * 100)
+    (folder / "samples").mkdir()
+    rng = np.random.default_rng(len(str(folder)))
+    for k in range(3):
+        t = np.arange(32000) / 16000
+        sf.write(folder / "samples" / f"{k}.wav", 0.3 * np.sin(2 * np.pi * rng.uniform(150, 600) * t), 16000)
+    return folder
+
+
+def zip_folder(folder, target):
+    with zipfile.ZipFile(target, "w") as archive:
+        for path in sorted(folder.rglob("*")):
+            archive.write(path, f"hw/{path.relative_to(folder)}")
+    return target
+
+
+def items(result):
+    return {item.id: item for item in result.items}
+
+
+@pytest.fixture(scope="module")
+def complete(setup_factory, tmp_path_factory):
+    folder = write_submission(tmp_path_factory.mktemp("s") / "complete")
+    return grade_submission(zip_folder(folder, folder.parent / "doe_12345_67890_hw3.zip"), setup_factory("out"))
+
+
+def test_a_complete_submission_earns_nearly_everything(complete, setup_factory):
+    assert complete.status == "graded" and complete.submission_id == "doe_12345"
+    by_id = items(complete)
+    assert all(item.status == "passed" for item in complete.items
+               if item.id not in ("evaluation-claims", "samples-diversity")), \
+        [(i.id, i.explanation) for i in complete.items if i.status != "passed"]
+    assert items(complete)["samples-diversity"].points > 0
+    assert complete.total >= 90 and complete.max_total == 100
+    assert sum(q.correct for q in complete.quiz) == 7
+    assert {run.result.verdict for run in complete.runs} == {"ok"}
+    assert complete.comparison["student"]["pesq_wb"] > complete.comparison["floor"]["pesq_wb"]
+    assert complete.listen and complete.listen[0].student and complete.samples
+    written = json.loads((setup_factory("out").out_dir / "results" / "doe_12345.json").read_text())
+    assert written["total"] == complete.total and written["versions"]["heldout"]
+    assert "evidence" in by_id["preprocess-mfcc-run"].model_dump()
+
+
+def test_an_empty_submission_earns_almost_nothing(setup_factory, tmp_path):
+    folder = tmp_path / "empty"
+    folder.mkdir()
+    (folder / "README.txt").write_text("I ran out of time.\n")
+    result = grade_submission(folder, setup_factory("out-empty"))
+    assert result.status == "graded" and result.total <= 5
+    assert all(item.status in ("failed", "error") for item in result.items)
+    assert not any(item.status == "error" for item in result.items), [i.explanation for i in result.items]
+
+
+def test_more_noise_never_scores_higher(setup_factory, tmp_path, complete):
+    noisy = grade_submission(write_submission(tmp_path / "noisy", noise=0.05), setup_factory("out-noisy"))
+    assert items(noisy)["model-quality"].points <= items(complete)["model-quality"].points
+    assert noisy.comparison["student"]["pesq_wb"] < complete.comparison["student"]["pesq_wb"]
+
+
+def test_removing_evidence_removes_its_points(setup_factory, tmp_path):
+    result = grade_submission(write_submission(tmp_path / "less", drop=("augmentation", "answers.toml", "model.py")),
+                              setup_factory("out-less"))
+    by_id = items(result)
+    assert by_id["preprocess-augmentation"].points == 0
+    assert by_id["model-architecture"].points == 0 and by_id["model-training"].points == 0
+    assert sum(q.points for q in result.quiz) == 0
+    assert by_id["preprocess-mfcc-run"].points == by_id["preprocess-mfcc-run"].max_points
+
+
+def test_grading_twice_gives_the_same_result(setup_factory, tmp_path):
+    folder = write_submission(tmp_path / "twice")
+    first = grade_submission(folder, setup_factory("out-a")).model_dump()
+    second = grade_submission(folder, setup_factory("out-b")).model_dump()
+    for result in (first, second):
+        for key in ("started_at", "finished_at", "seconds"):
+            result.pop(key)
+        for item in result["items"]:
+            item.pop("seconds")
+        for run in result["runs"]:
+            for key in ("wall_seconds", "cpu_seconds", "peak_memory_bytes"):
+                run["result"].pop(key)
+    assert first == second
+
+
+NOTEBOOK_CELL = """import pathlib
+import numpy as np, librosa, soundfile as sf
+for path in sorted(pathlib.Path(mel_dir).glob("*.npy")):
+    wav = librosa.feature.inverse.mel_to_audio(np.exp(np.load(path)), sr=16000, n_fft=1024, hop_length=256,
+                                               power=1.0, fmin=0, fmax=8000, n_iter=16, random_state=0)
+    sf.write(pathlib.Path(out_dir) / (path.stem + ".wav"), wav, 16000)
+"""
+SAMPLER = """import argparse, pathlib
+import numpy as np, soundfile as sf
+parser = argparse.ArgumentParser()
+parser.add_argument("--num", type=int); parser.add_argument("--seed", type=int); parser.add_argument("--out-dir")
+args = parser.parse_args()
+rng = np.random.default_rng(args.seed)
+for k in range(args.num):
+    t = np.arange(48000) / 16000
+    wav = 0.3 * np.sin(2 * np.pi * rng.uniform(100, 800) * t) * rng.uniform(0.2, 1, 48000)
+    sf.write(pathlib.Path(args.out_dir) / f"{k}.wav", wav, 16000)
+"""
+
+
+def test_notebook_entry(setup_factory, tmp_path):
+    folder = write_submission(tmp_path / "nb")
+    (folder / "generate.py").unlink()
+    cells = [nbformat.v4.new_code_cell("mel_dir = 'mels'\nout_dir = 'out'", metadata={"tags": ["parameters"]}),
+             nbformat.v4.new_code_cell(NOTEBOOK_CELL)]
+    nbformat.write(nbformat.v4.new_notebook(cells=cells), folder / "model.ipynb")
+    (folder / "submission.toml").write_text('[entry]\nreconstruct = "model.ipynb"\n')
+    result = grade_submission(folder, setup_factory("out-nb"))
+    by_id = items(result)
+    assert by_id["samples-generation-runs"].status == "passed", by_id["samples-generation-runs"].explanation
+    assert by_id["model-quality"].points > 0 and any("notebook" in run.purpose for run in result.runs)
+
+
+def test_unconditional_only(setup_factory, tmp_path):
+    folder = write_submission(tmp_path / "gan")
+    (folder / "generate.py").unlink()
+    (folder / "sample.py").write_text(SAMPLER)
+    (folder / "submission.toml").write_text(
+        '[entry]\nsample = "python sample.py --num {num} --seed {seed} --out-dir {out_dir}"\n')
+    result = grade_submission(folder, setup_factory("out-gan"))
+    by_id = items(result)
+    assert by_id["samples-generation-runs"].metrics["role"] == "sample"
+    assert by_id["samples-generation-runs"].status == "passed", by_id["samples-generation-runs"].explanation
+    assert by_id["samples-diversity"].points > 0, by_id["samples-diversity"].explanation
+
+
+def test_student_self_check_hides_hidden_items_and_the_key(setup_factory, tmp_path):
+    result = grade_submission(write_submission(tmp_path / "mine"), setup_factory("out-check", student_mode=True))
+    assert {item.visibility for item in result.items} == {"visible"}
+    assert all(q.correct is None and q.points == 0 for q in result.quiz)
+    text = result.model_dump_json()
+    for question in load_rubric(DEFAULT_RUBRIC).quiz.questions:
+        assert f'"correct":true' not in text
+    assert "samples-diversity" not in text and "evaluation-claims" not in text
+
+
+def test_refused_archives_and_grader_errors_still_give_a_result(setup_factory, tmp_path):
+    bad = tmp_path / "notazip.zip"
+    bad.write_text("not a zip")
+    result = grade_submission(bad, setup_factory("out-bad"))
+    assert result.status == "refused" and "zip" in result.message.lower() and result.total == 0
+    assert (setup_factory("out-bad").out_dir / "results" / "notazip.json").is_file()
+
+
+def test_points_curve():
+    assert points_fraction(3.0, 1.0, 3.0) == 1.0 and points_fraction(1.0, 1.0, 3.0) == 0.0
+    assert points_fraction(2.0, 1.0, 3.0) == 0.5 and points_fraction(2.0, 1.0, 3.0, curve="sqrt") == pytest.approx(0.5 ** 0.5)
+    assert points_fraction(10.0, 40.0, 20.0, higher_is_better=False) == 1.0
+    assert points_fraction(None, 1.0, 3.0) == 0.0
+
+
+def test_grade_command_and_rubric_check(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "grader.cli", "rubric", "check", str(DEFAULT_RUBRIC)],
+                            capture_output=True, text=True, cwd=PROJECT_ROOT)
+    assert result.returncode == 0 and "100 points" in result.stdout
+    broken = tmp_path / "r.toml"
+    broken.write_text(DEFAULT_RUBRIC.read_text().replace("points = 4\n", "points = -4\n", 1))
+    result = subprocess.run([sys.executable, "-m", "grader.cli", "rubric", "check", str(broken)],
+                            capture_output=True, text=True, cwd=PROJECT_ROOT)
+    assert result.returncode == 1 and "items[0].points" in result.stderr
