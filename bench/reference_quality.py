@@ -128,7 +128,7 @@ def main() -> int:
     args = parser.parse_args()
     import torch
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(1)
     for path in (args.checkpoint, args.vae_checkpoint):
         training = load_checkpoint(path)[1]["training"]
         print(f"{path.relative_to(PROJECT_ROOT) if path.is_relative_to(PROJECT_ROOT) else path}: "

@@ -152,7 +152,7 @@ def main(argv: list[str], prog: str) -> int:
     parser.add_argument("--through-vae", action="store_true", help="reconstruct: pass each log-mel through the VAE")
     parser.add_argument("--temperature", type=float, default=1.0, help="WaveNet sampling temperature (> 0)")
     parser.add_argument("--batch-size", type=int, default=16, help="clips generated together")
-    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     args = parser.parse_args(argv)
     if (args.mel_dir is None) == (args.num is None):
         parser.error("give either --mel-dir (reconstruct) or --num (sample)")

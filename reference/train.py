@@ -234,7 +234,7 @@ class TrainOptions:
     batch_size: int = 8
     segment: int = 16
     lr: float = 2e-3
-    threads: int = 2
+    threads: int = 1
     validate_every: int = 100
     checkpoint_every: int = 500
     resume: bool = False
@@ -255,8 +255,9 @@ def train(kind: str, data_dir: str | os.PathLike, out_dir: str | os.PathLike, op
           log: Callable[[str], None] = lambda line: print(line, flush=True)) -> Path:
     """Train a ``kind`` model on ``data_dir``, writing ``out_dir/<kind>.pt``; returns that path.
 
-    With ``options.resume`` and an existing checkpoint, continues it (its configuration
-    wins over ``config``) for ``minutes`` or up to ``steps`` in all.
+    With ``options.resume`` and an existing checkpoint, continues it for ``minutes`` more
+    or up to ``steps`` in all; its configuration, seed, batch size, segment, learning
+    rate and thread count win over the arguments, so the loss curve goes on unchanged.
     """
     if options.minutes is None and options.steps is None:
         raise ValueError("give a budget: minutes, steps or both")
@@ -277,7 +278,10 @@ def train(kind: str, data_dir: str | os.PathLike, out_dir: str | os.PathLike, op
         params = LogMelParams(**resumed["logmel_params"])
         history = History(**resumed["history"])
         step, seconds = resumed["training"]["step"], resumed["training"]["seconds"]
-        options = replace(options, seed=resumed["training"]["seed"])
+        saved = resumed["training"]  # the run's own settings, so that the curve goes on as it would have
+        options = replace(options, seed=saved["seed"], batch_size=saved["batch_size"], segment=saved["segment"],
+                          lr=saved["lr"], threads=saved["threads"])
+        torch.set_num_threads(options.threads)
     task = make_task(kind, config, params, options)
     train_files, val_files = data_files(data_dir, "train"), data_files(data_dir, "test")
     if not train_files:

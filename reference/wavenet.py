@@ -25,7 +25,7 @@ import math
 import time
 from collections import namedtuple
 from dataclasses import asdict, dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numba
 import numpy as np
@@ -188,9 +188,14 @@ class ResidualLayer(nn.Module):
                                  if config.n_global else None)
         self.res_skip = nn.Conv1d(config.gate_channels, config.residual_channels + config.skip_channels, 1)
 
-    def forward(self, x: torch.Tensor, frames: torch.Tensor | None, upsample, global_embedding: torch.Tensor | None
+    def forward(self, x: torch.Tensor, frames: torch.Tensor | None,
+                upsample: Callable[[torch.Tensor], torch.Tensor] | None, global_embedding: torch.Tensor | None
                 ) -> tuple[torch.Tensor, torch.Tensor]:
-        """x (B, R, T) -> next layer's input (B, R, T) and this layer's skip output (B, S, T)."""
+        """x (B, R, T) -> next layer's input (B, R, T) and this layer's skip output (B, S, T).
+
+        ``frames`` (B, C, n) are projected to this layer's gates at frame rate, then
+        ``upsample``-d to samples; ``global_embedding`` (B, global_channels) adds a constant.
+        """
         a = self.conv(F.pad(x, (self.padding, 0)))
         if self.condition is not None:
             # Projected at frame rate, then upsampled: the same sum as the incremental step.
@@ -238,9 +243,10 @@ class WaveNet(nn.Module):
 
         Args:
             inputs: (B, T) int64 classes, sample t - 1 at position t.
-            frames: (B, C, T // hop + 1) conditioning frames from :meth:`condition_frames`
-                (or from :class:`MelConditioner` on a cropped log-mel with context);
-                frame j belongs to sample j * hop. None for an unconditional model.
+            frames: (B, C, n) conditioning frames with (n - 1) * hop >= T, from
+                :meth:`condition_frames` (or from :class:`MelConditioner` on a cropped
+                log-mel with context); frame j belongs to sample j * hop. None for an
+                unconditional model.
             global_ids: (B,) int64 class or speaker ids when ``n_global`` > 0.
         """
         if (frames is None) != (self.conditioner is None):
