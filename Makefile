@@ -15,7 +15,7 @@ SYSTEM_STAMP := .cache/system.stamp
 VENV_STAMP := $(VENV)/.installed
 NUMBA_STAMP := .cache/numba/.warmed
 
-.PHONY: help setup demo test data bench clean
+.PHONY: help setup demo test data bench reference clean
 help:  ## this list
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/' | expand -t 14
 
@@ -49,6 +49,10 @@ demo: setup data  ## set up, then run the main job on the embedded data
 
 test: setup data  ## the test suite (under 10 minutes on 2 cores)
 	$(PY) -m pytest -q
+
+reference: setup data  ## retrain the committed checkpoints (reference/checkpoints) on the embedded data: CPU, about 36 min
+	$(PY) -m reference train wavenet --data $(DATA) --out reference/checkpoints --minutes 30 --seed 0 --validate-every 50 --checkpoint-every 100 --no-progress
+	$(PY) -m reference train vae --data $(DATA) --out reference/checkpoints --minutes 5 --seed 0 --validate-every 500 --no-progress
 
 bench: setup data  ## every benchmark in bench/, each printing ratios against its own baseline
 	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done

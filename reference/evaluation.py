@@ -428,9 +428,13 @@ def score_pair(name: str, ref: Audio | None, deg: Audio, sr: int = SAMPLE_RATE,
     return row
 
 
-def _score_chunk(tasks: list[tuple]) -> list[ClipScores]:
-    """Worker: a list of :func:`score_pair` argument tuples -> their rows."""
-    return [score_pair(*task) for task in tasks]
+_FORKED_TASKS: list[tuple] = []
+"""The batch being scored, set before the workers fork: they read their tasks from their copy of it."""
+
+
+def _score_chunk(tasks: list[tuple] | range) -> list[ClipScores]:
+    """Worker: :func:`score_pair` argument tuples (or a range of :data:`_FORKED_TASKS`) -> their rows."""
+    return [score_pair(*task) for task in (_FORKED_TASKS[tasks.start:tasks.stop] if isinstance(tasks, range) else tasks)]
 
 
 def score_pairs(
@@ -484,27 +488,36 @@ def _one_blas_thread():
 def _score_in_pool(tasks: list[tuple], jobs: int, progress: bool) -> list[ClipScores]:
     """Chunks of tasks over ``jobs`` forked processes (forked: workers start with everything imported).
 
-    About four chunks per worker balance clips of unequal length at little pickling cost.
-    If a worker dies (a crash in a C library, the out-of-memory killer), the pool is
-    broken: every clip not scored by then gets that as its reason, and the batch returns.
+    About four chunks per worker balance clips of unequal length. Forked workers find the
+    tasks in their copy of :data:`_FORKED_TASKS` and get only index ranges, so waveforms are
+    never pickled: small messages are faster, and they cannot fill the pipe to a worker
+    that died (which hangs ``ProcessPoolExecutor`` on Python 3.11). If a worker dies (a
+    crash in a C library, the out-of-memory killer), the pool is broken: every clip not
+    scored by then gets that as its reason, and the batch returns.
     """
+    global _FORKED_TASKS
     size = max(1, math.ceil(len(tasks) / (4 * jobs)))
-    chunks = [tasks[i : i + size] for i in range(0, len(tasks), size)]
-    context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
+    forking = "fork" in multiprocessing.get_all_start_methods()
+    chunks = [range(i, min(i + size, len(tasks))) if forking else tasks[i : i + size]
+              for i in range(0, len(tasks), size)]
+    context = multiprocessing.get_context("fork" if forking else None)
     rows: list[ClipScores | None] = [None] * len(tasks)
-    with ProcessPoolExecutor(max_workers=min(jobs, len(chunks)), mp_context=context,
-                             initializer=_one_blas_thread) as pool:
-        futures = {pool.submit(_score_chunk, chunk): i * size for i, chunk in enumerate(chunks)}
-        done = as_completed(futures)
-        for future in _with_progress(done, len(futures), progress):
-            start = futures[future]
-            try:
-                rows[start : start + size] = future.result()
-            except BrokenProcessPool as exc:
-                for k, (name, _, _, _, metrics) in enumerate(tasks[start : start + size]):
-                    rows[start + k] = ClipScores(name, dict.fromkeys(metrics), dict.fromkeys(
-                        metrics, f"a scoring process died while this clip waited or was scored ({exc}); "
-                                 f"score it alone (jobs=1) to see whether it is the cause"))
+    _FORKED_TASKS = tasks
+    try:
+        with ProcessPoolExecutor(max_workers=min(jobs, len(chunks)), mp_context=context,
+                                 initializer=_one_blas_thread) as pool:
+            futures = {pool.submit(_score_chunk, chunk): i * size for i, chunk in enumerate(chunks)}
+            for future in _with_progress(as_completed(futures), len(futures), progress):
+                start = futures[future]
+                try:
+                    rows[start : start + size] = future.result()
+                except BrokenProcessPool as exc:
+                    for k, (name, _, _, _, metrics) in enumerate(tasks[start : start + size]):
+                        rows[start + k] = ClipScores(name, dict.fromkeys(metrics), dict.fromkeys(
+                            metrics, f"a scoring process died while this clip waited or was scored ({exc}); "
+                                     f"score it alone (jobs=1) to see whether it is the cause"))
+    finally:
+        _FORKED_TASKS = []
     return rows  # type: ignore[return-value]
 
 

@@ -440,7 +440,8 @@ def warm_main(argv: list[str], prog: str) -> int:
 
 
 def warm_numba_cache() -> None:
-    """Call every librosa path this project uses once, so numba writes its cache."""
+    """Call every numba-compiled path this project uses once (librosa's, the WaveNet step loop), so numba
+    writes its cache."""
     t = np.arange(SAMPLE_RATE, dtype=np.float32) / SAMPLE_RATE
     wav = (0.5 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
     mfcc(wav)
@@ -453,3 +454,6 @@ def warm_numba_cache() -> None:
     librosa.effects.trim(wav, top_db=30)
     librosa.feature.inverse.mel_to_audio(np.exp(logmel(wav)), sr=SAMPLE_RATE, n_fft=1024, hop_length=256,
                                          win_length=1024, power=1.0, fmin=0, fmax=8000, n_iter=2)
+    from reference.wavenet import warm_step_loop
+
+    warm_step_loop()
