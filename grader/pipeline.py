@@ -76,22 +76,28 @@ def grade_submission(source: str | Path, setup: GradingSetup) -> SubmissionResul
 
 
 def _grade(source: Path, sid: str, setup: GradingSetup, scratch: Path) -> SubmissionResult:
+    started = time.perf_counter()
     submission = unpack(source, scratch / "submission", setup.rubric.limits.intake)
     discovery = discover(submission.work_dir)
+    intake_seconds = time.perf_counter() - started
     media = setup.out_dir / MEDIA_FOLDER / sid
     shutil.rmtree(media, ignore_errors=True)
     ctx = CheckContext(submission=submission, discovery=discovery, rubric=setup.rubric, heldout=setup.heldout,
                        load_baseline=setup.load_baseline, scratch=scratch, media_dir=media,
                        out_root=setup.out_dir, allow_unsandboxed=setup.allow_unsandboxed)
+    checks_started = time.perf_counter()
     items = [_run_item(ctx, item) for item in setup.items()]
     quiz = _quiz(ctx, setup)
+    student_code = sum(run.result.wall_seconds for run in ctx.runs)
+    timings = {"intake": round(intake_seconds, 4), "student_code": round(student_code, 4),
+               "grader": round(time.perf_counter() - checks_started - student_code, 4)}
     student = {k: v for k, v in {"name": discovery.student_name, "id": discovery.student_id}.items() if v}
     total = sum(i.points for i in items) + sum(q.points for q in quiz)
     return SubmissionResult(
         submission_id=sid, source=str(source), status="graded", student=student, total=round(total, 4),
         max_total=setup.max_total, items=items, quiz=quiz, runs=ctx.runs, clip_metrics=ctx.clip_metrics,
         comparison=ctx.comparison, listen=ctx.listen, samples=ctx.samples,
-        discovery=discovery.model_dump(mode="json"), versions=setup.versions,
+        discovery=discovery.model_dump(mode="json"), versions=setup.versions, timings=timings,
         message="; ".join(submission.notes))
 
 

@@ -115,6 +115,9 @@ class SubmissionResult(_Model):
     started_at: str = ""
     finished_at: str = ""
     seconds: float = 0.0
+    timings: dict[str, float] = Field(default_factory=dict, description="Seconds by phase: intake (unpack and "
+                                      "discovery), student_code (sandboxed runs), grader (checks and scoring, "
+                                      "without student code).")
 
     @classmethod
     def refused(cls, submission_id: str, source: str, reason: str, max_total: float, versions: Versions) -> "SubmissionResult":

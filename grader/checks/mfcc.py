@@ -6,7 +6,7 @@ import numpy as np
 from grader import sandbox
 from grader.context import OUTPUT_FOLDER, CheckContext, Outcome
 from grader.rubric import Item
-from reference.preprocess import N_MFCC, mfcc_from_file
+from reference.preprocess import N_MFCC
 
 # Runs inside the sandbox: import the student's file, call the function on every probe clip,
 # save each result as .npy (or the error). Only arrays come back; the grader validates them.
@@ -60,7 +60,7 @@ def check(ctx: CheckContext, item: Item) -> Outcome:
         name = clip.path.stem
         try:
             student = np.load(sandbox.output_file(workdir, f"{OUTPUT_FOLDER}/{name}.npy"), allow_pickle=False)
-            credit, seen = compare(student, mfcc_from_file(clip.path), tolerance)
+            credit, seen = compare(student, ctx.heldout.reference_mfcc(clip), tolerance)
         except FileNotFoundError:
             try:
                 error = sandbox.output_file(workdir, f"{OUTPUT_FOLDER}/{name}.error.txt").read_text()[-600:]

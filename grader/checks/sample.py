@@ -25,13 +25,14 @@ def check(ctx: CheckContext, item: Item) -> Outcome:
         return Outcome(0.0, f"`sample` wrote no valid clip ({entry.message}).",
                        [f"{c.name}: {c.problem or '; '.join(c.validity.problems)}" for c in clips])
     paths = [c.path for c in valid]
-    copies = [(c, n) for c, n in zip(valid, novelty(paths, [t.path for t in ctx.heldout.training])) if n.near_duplicate]
+    known = ctx.heldout.known_clips
+    copies = [(c, n) for c, n in zip(valid, novelty(paths, ctx.heldout.novelty_index())) if n.near_duplicate]
     spread = diversity(paths) if len(paths) > 1 else 0.0
-    truth_spread = diversity([c.path for c in ctx.heldout.clips])
+    truth_spread = ctx.heldout.diversity
     target = float(item.params.get("diversity_share", 0.5)) * truth_spread
     share = 0.5 * len(valid) / num + 0.25 * (not copies) + 0.25 * min(1.0, spread / target)
-    evidence = [f"{c.name}: copies training clip {ctx.heldout.training[n.duplicate_of].path.name} "
+    evidence = [f"{c.name}: copies {known[n.duplicate_of].split} clip {known[n.duplicate_of].path.name} "
                 f"(correlation {n.correlation:.2f})" for c, n in copies]
-    return Outcome(share, f"{len(valid)} of {num} samples valid; {len(copies)} copy a training clip; diversity "
+    return Outcome(share, f"{len(valid)} of {num} samples valid; {len(copies)} copy a data set clip; diversity "
                           f"{spread:.2f} against {truth_spread:.2f} among the held-out clips.", evidence,
                    {"valid": len(valid), "copies": len(copies), "diversity": spread, "heldout_diversity": truth_spread})

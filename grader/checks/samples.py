@@ -20,16 +20,16 @@ def check(ctx: CheckContext, item: Item) -> Outcome:
     files = finding.files[:MAX_SAMPLES]
     if not files:
         return Outcome(0.0, f"No generated samples found ({finding.how}). Put them in samples/*.wav.")
-    reference_clips = list(ctx.heldout.training) + list(ctx.heldout.clips)
+    known, index = ctx.heldout.known_clips, ctx.heldout.novelty_index()
     good, evidence = 0, []
     for name in files:
         path = ctx.submission.work_dir / name
         report = validity(path)
         problems = list(report.problems)
         if report.seconds is not None and not report.nonfinite_ratio:
-            match = novelty([path], [c.path for c in reference_clips])[0]
+            match = novelty([path], index)[0]
             if match.near_duplicate:
-                problems.append(f"a copy of {reference_clips[match.duplicate_of].path.name} from the data set "
+                problems.append(f"a copy of {known[match.duplicate_of].path.name} from the data set "
                                 f"(correlation {match.correlation:.2f})")
         fatal = [p for p in problems if not p.startswith("sample rate")]
         good += not fatal

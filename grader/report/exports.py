@@ -105,7 +105,7 @@ def gradescope_dict(result: SubmissionResult, rubric: Rubric | None = None,
                     stdout_visibility: str = "hidden") -> dict[str, Any]:
     """Gradescope's results.json for one result: score, execution time, output and one test per item.
 
-    Quiz questions are tests too, with the quiz's visibility; the answer key is named
+    Quiz questions checked (all but in a self-check) are tests too, with the quiz's visibility; the answer key is named
     only when the rubric makes it ``visible`` (a test has one visibility, so an answer
     key due later is left out). A refused or failed grading is a score of 0 with the
     reason as the output.
@@ -131,7 +131,8 @@ def gradescope_dict(result: SubmissionResult, rubric: Rubric | None = None,
             "tags": [item.checklist, item.id],
             "visibility": item.visibility,
         })
-    for index, question in enumerate(result.quiz, start=1):
+    checked = [q for q in result.quiz if q.correct is not None]  # a self-check answers no quiz question
+    for index, question in enumerate(checked, start=1):
         known = questions.get(question.id)
         answered = question.answered if question.answered is not None else "(no answer)"
         output = f"Your answer: {answered}. " + ("Right." if question.correct else "Not right.")
@@ -214,7 +215,9 @@ def junit_xml(results: list[SubmissionResult]) -> bytes:
             case = ET.SubElement(suite, "testcase", name=f"quiz-{question.id}",
                                  classname=f"{result.submission_id}.Check for understanding", time="0")
             tests += 1
-            if not question.correct:
+            if question.correct is None:
+                ET.SubElement(case, "skipped", message="not checked here (a self-check)")
+            elif not question.correct:
                 failures += 1
                 ET.SubElement(case, "failure", type="failed", message=_xml_text(
                     f"0 / {_points(question.max_points)} points: answered {question.answered!r}"))

@@ -9,10 +9,11 @@ can be re-rendered without re-grading. Layout of a report folder ``OUT``::
     OUT/media/<submission id>/...   audio the grader copied (read, never written here)
 
 Audio and pictures are linked by relative paths (``../media/...``), so the folder
-opens from the file system, moves as a whole, and a page stays small (the truth and
-reference clips are shared by every page instead of copied into each). With
+opens from the file system, moves as a whole, and a page stays small (its audio is
+linked, not copied into it; a spectrogram of the same audio is drawn once for all pages). With
 ``embed_media=True`` a page carries its audio and pictures as ``data:`` URIs instead:
-one file that can be mailed on its own, at about 1.4 times the audio's size.
+one file that can be mailed on its own, about 1.35 times the size of the page and
+the files it links (base64).
 
 Who reads a page decides what it shows (:class:`Audience`): an instructor sees
 everything; a student sees only the items, runs and quiz answers their visibility
@@ -193,7 +194,7 @@ def _metric_rows(table: dict[str, dict[str, float | None]]) -> tuple[list[str], 
     sources = [s for s in SOURCES if s in table] + sorted(s for s in table if s not in SOURCES)
     metrics = {metric for values in table.values() for metric in values}
     ordered = [m for m in METRICS if m in metrics] + sorted(metrics - set(METRICS))
-    rows = [{"key": m, "label": METRICS.get(m, (m, ""))[0], "better": METRICS.get(m, ("", ""))[1],
+    rows = [{"label": METRICS.get(m, (m, ""))[0], "better": METRICS.get(m, ("", ""))[1],
              "values": [table[s].get(m) for s in sources]} for m in ordered]
     return sources, rows
 
@@ -232,12 +233,13 @@ def submission_context(result: SubmissionResult, out_dir: Path, *, rubric: Rubri
     links = MediaLinks(out_dir, page_dir, embed_media)
     shown = [item for item in result.items if audience.sees(item.visibility)]
     shown_ids = {item.id for item in shown}
-    quiz_visible = audience.sees(rubric.quiz.visibility) if rubric and rubric.quiz else audience is INSTRUCTOR
+    quiz_visible = audience.sees(rubric.quiz.visibility) if rubric and rubric.quiz else audience == INSTRUCTOR
     quiz = result.quiz if quiz_visible else []
+    checked = [q for q in quiz if q.correct is not None]  # a self-check answers no quiz question
     questions = _questions(rubric)
-    total = sum(i.points for i in shown) + sum(q.points for q in quiz)
-    max_total = sum(i.max_points for i in shown) + sum(q.max_points for q in quiz)
-    if audience is INSTRUCTOR:
+    total = sum(i.points for i in shown) + sum(q.points for q in checked)
+    max_total = sum(i.max_points for i in shown) + sum(q.max_points for q in checked)
+    if audience == INSTRUCTOR:
         total, max_total = result.total, result.max_total
     sources, comparison = _metric_rows(result.comparison)
     clip_columns, clip_rows = _flat_rows(result.clip_metrics)
@@ -260,15 +262,15 @@ def submission_context(result: SubmissionResult, out_dir: Path, *, rubric: Rubri
         "withheld": len(result.items) - len(shown),
         "quiz": [{"outcome": q, "question": questions.get(q.id),
                   "key": questions[q.id].answer if audience.answer_key and q.id in questions else None} for q in quiz],
-        "quiz_points": (sum(q.points for q in quiz), sum(q.max_points for q in quiz)),
+        "quiz_points": (sum(q.points for q in checked), sum(q.max_points for q in checked)),
         "comparison_sources": [(s, SOURCES.get(s, s)) for s in sources],
         "comparison": comparison,
-        "clip_columns": clip_columns,
+        "clip_columns": [METRICS.get(column, (column, ""))[0] for column in clip_columns],
         "clip_rows": clip_rows,
         "listen": listen,
         "scale": (LOG_MIN, LOG_MAX),
         "samples": [{"sample": s, "player": _player(links, s.audio, s.name)} for s in result.samples],
-        "runs": [run for run in result.runs if run.item_id in shown_ids or audience is INSTRUCTOR],
+        "runs": [run for run in result.runs if run.item_id in shown_ids or audience == INSTRUCTOR],
         "discovery": _discovery_rows(result.discovery),
         "manifest": result.discovery.get("manifest"),
         "manifest_errors": result.discovery.get("manifest_errors") or [],

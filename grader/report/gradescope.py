@@ -1,0 +1,161 @@
+"""Gradescope: grading inside its autograder container, and the zip an instructor uploads.
+
+Gradescope (https://gradescope-autograders.readthedocs.io/en/latest/specs/) builds an
+image from a zip holding ``setup.sh`` (run once, as root) and ``run_autograder`` (run
+for every submission, from ``/autograder``), with the zip's contents in
+``/autograder/source``. The student's files are in ``/autograder/submission``; the
+grade must be written to ``/autograder/results/results.json``.
+
+:func:`write_autograder_zip` writes that zip: this project (the grader, the reference
+solution with its checkpoints, the rubrics and, when built, the embedded data set, so
+that Gradescope grades against the very clips the instructor's own runs use), a
+``setup.sh`` that installs it as ``make setup`` would, and a ``run_autograder`` that
+calls ``grade gradescope``, which calls :func:`run_gradescope`.
+"""
+from __future__ import annotations
+
+import json
+import os
+import stat
+import time
+import zipfile
+from pathlib import Path
+from typing import Any, Callable
+
+from grader.report.exports import gradescope_dict
+from grader.results import SubmissionResult, Versions
+from grader.rubric import Rubric
+from reference import PROJECT_ROOT
+
+SUBMISSION_DIR = Path("/autograder/submission")
+RESULTS_PATH = Path("/autograder/results/results.json")
+SOURCE_DIR = "/autograder/source"
+GradeFunction = Callable[[Path, Path], SubmissionResult]
+"""``grade_fn(source, out_dir)``: grade the submission at ``source`` into the output folder ``out_dir``."""
+
+PROJECT_FILES = ("pyproject.toml", "requirements.lock", "Makefile", "README.md")
+PROJECT_FOLDERS = ("grader", "reference", "rubrics")
+DATA_FOLDER = "data/embedded"
+LEFT_OUT = ("__pycache__", ".pyc", ".optimizer.pt", ".tmp")
+"""Path parts and endings never packed: caches, optimiser state, temporary files."""
+ZIP_TIME = (1980, 1, 1, 0, 0, 0)
+"""Every entry's timestamp: the same project gives the same zip, byte for byte."""
+
+SETUP_SH = f"""#!/usr/bin/env bash
+# Gradescope runs this once, as root, when it builds the autograder's image.
+# It installs the grader as `make setup` does (without the browser, which grading does not need).
+# Choose Gradescope's Ubuntu 22.04 or newer base image.
+set -euo pipefail
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq python3 python3-venv bubblewrap libsndfile1 espeak-ng fluidsynth fluid-soundfont-gm sox >/dev/null
+PYTHON=python3
+if ! python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+  apt-get install -y -qq python3.11 python3.11-venv >/dev/null
+  PYTHON=python3.11
+fi
+cd {SOURCE_DIR}
+"$PYTHON" -m venv .venv
+.venv/bin/python -m pip install -q -r requirements.lock
+.venv/bin/python -m pip install -q --no-deps --no-build-isolation -e .
+.venv/bin/python -m reference warm
+# The held-out clips: packed in the zip when the instructor had built them, else built here.
+if [ ! -f {DATA_FOLDER}/manifest.csv ]; then
+  .venv/bin/python -m reference data build --out {DATA_FOLDER}
+fi
+"""
+
+RUN_AUTOGRADER = f"""#!/usr/bin/env bash
+# Gradescope runs this for every submission: grade /autograder/submission and write
+# /autograder/results/results.json (what the student sees). Output printed here is shown
+# to instructors only.
+set -uo pipefail
+cd {SOURCE_DIR}
+exec .venv/bin/grade gradescope --submission {SUBMISSION_DIR} --results {RESULTS_PATH}
+"""
+
+
+def run_gradescope(grade_fn: GradeFunction, submission_dir: str | os.PathLike = SUBMISSION_DIR,
+                   results_path: str | os.PathLike = RESULTS_PATH, out_dir: str | os.PathLike | None = None,
+                   rubric: Rubric | None = None) -> dict[str, Any]:
+    """Grade the submission in ``submission_dir`` with ``grade_fn`` and write Gradescope's ``results.json``.
+
+    Args:
+        grade_fn: grades one submission (the pipeline's entry point).
+        submission_dir: the student's files (Gradescope unpacks the upload there).
+        results_path: where Gradescope reads the grade from.
+        out_dir: the grading's output folder (results, media); default: a ``grader``
+            folder beside ``results_path``.
+        rubric: the rubric graded with (the quiz's texts and visibility in the output).
+
+    Returns:
+        the results.json written. It is written even when ``grade_fn`` raises: a
+        score of 0 with a message, since Gradescope shows nothing at all without it.
+        A refusal's reason or the grader's traceback is printed, which Gradescope
+        shows to instructors only.
+    """
+    submission_dir, results_path = Path(submission_dir), Path(results_path)
+    out_dir = Path(out_dir) if out_dir is not None else results_path.parent / "grader"
+    started = time.monotonic()
+    try:
+        result = grade_fn(submission_dir, out_dir)
+    except Exception as error:  # noqa: BLE001  (any failure must still give Gradescope a result)
+        result = SubmissionResult.from_exception("submission", str(submission_dir), error,
+                                                 rubric.rubric.total_points if rubric else 0.0, Versions())
+    # Gradescope shows what is printed here to instructors only: the summary, and what went wrong.
+    print(f"{result.submission_id}: {result.status}, {result.total:g} / {result.max_total:g} points", flush=True)
+    if result.status != "graded":
+        print(result.message, flush=True)
+    payload = gradescope_dict(result, rubric)
+    payload["execution_time"] = max(payload["execution_time"], round(time.monotonic() - started))
+    results_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = results_path.with_name(f".{results_path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(payload, indent=2, ensure_ascii=False))
+    os.replace(tmp, results_path)
+    return payload
+
+
+def project_files(root: Path = PROJECT_ROOT, with_data: bool = True) -> list[Path]:
+    """The files the autograder needs, relative to ``root``, sorted: code, rubrics, checkpoints, data."""
+    folders = PROJECT_FOLDERS + ((DATA_FOLDER,) if with_data and (root / DATA_FOLDER / "manifest.csv").is_file() else ())
+    files = [Path(name) for name in PROJECT_FILES if (root / name).is_file()]
+    for folder in folders:
+        for path in (root / folder).rglob("*"):
+            relative = path.relative_to(root)
+            if path.is_file() and not path.is_symlink() and not any(
+                    part.endswith(LEFT_OUT) for part in relative.parts):
+                files.append(relative)
+    return sorted(files)
+
+
+def write_autograder_zip(out: str | os.PathLike, root: Path = PROJECT_ROOT, with_data: bool = True) -> Path:
+    """Write the autograder zip Gradescope takes: ``setup.sh`` and ``run_autograder`` at its root, and the project.
+
+    Args:
+        out: the zip to write (its folder is created).
+        root: the project to pack (this one by default).
+        with_data: pack ``data/embedded`` when built (about 18 MB), so that Gradescope
+            scores on the same held-out clips as local runs; without it, setup.sh
+            builds the set in the image (espeak-ng and FluidSynth there may differ).
+
+    Returns:
+        the zip's path. The zip is deterministic: sorted entries, fixed timestamps.
+    """
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        _add(archive, "setup.sh", SETUP_SH.encode(), executable=True)
+        _add(archive, "run_autograder", RUN_AUTOGRADER.encode(), executable=True)
+        for relative in project_files(root, with_data):
+            _add(archive, relative.as_posix(), (root / relative).read_bytes(),
+                 executable=bool((root / relative).stat().st_mode & stat.S_IXUSR))
+    os.replace(tmp, out)
+    return out
+
+
+def _add(archive: zipfile.ZipFile, name: str, data: bytes, executable: bool = False) -> None:
+    entry = zipfile.ZipInfo(name, date_time=ZIP_TIME)
+    entry.compress_type = zipfile.ZIP_DEFLATED
+    entry.external_attr = ((0o755 if executable else 0o644) | stat.S_IFREG) << 16
+    archive.writestr(entry, data)
