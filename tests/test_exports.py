@@ -1,0 +1,227 @@
+"""Exports: Gradescope's results.json against a JSON Schema of its specification, JUnit XML and the CSV parsed back,
+Gradescope mode's results and the autograder zip."""
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import xml.etree.ElementTree as ET
+import zipfile
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from grader.report import render_all
+from grader.report.exports import gradescope_dict, junit_xml, write_exports
+from grader.report.gradescope import run_gradescope, write_autograder_zip
+from grader.results import SubmissionResult
+from tests import result_fixtures
+
+VISIBILITY = {"enum": ["hidden", "after_due_date", "after_published", "visible"]}
+GRADESCOPE_SCHEMA = {
+    # https://gradescope-autograders.readthedocs.io/en/latest/specs/#output-format
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "type": "object",
+    "required": ["score", "execution_time", "output", "visibility", "stdout_visibility", "tests"],
+    "additionalProperties": False,
+    "properties": {
+        "score": {"type": "number", "minimum": 0},
+        "execution_time": {"type": "integer", "minimum": 0},
+        "output": {"type": "string"},
+        "output_format": {"enum": ["text", "html", "simple_format", "md", "ansi"]},
+        "visibility": VISIBILITY,
+        "stdout_visibility": VISIBILITY,
+        "extra_data": {"type": "object"},
+        "leaderboard": {"type": "array"},
+        "tests": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["name", "number", "score", "max_score", "status", "output", "tags", "visibility"],
+                "additionalProperties": False,
+                "properties": {
+                    "name": {"type": "string", "minLength": 1},
+                    "number": {"type": "string", "pattern": r"^\d+(\.\d+)*$"},
+                    "score": {"type": "number", "minimum": 0},
+                    "max_score": {"type": "number", "exclusiveMinimum": 0},
+                    "status": {"enum": ["passed", "failed"]},
+                    "output": {"type": "string"},
+                    "output_format": {"enum": ["text", "html", "simple_format", "md", "ansi"]},
+                    "tags": {"type": "array", "items": {"type": "string"}},
+                    "visibility": VISIBILITY,
+                    "extra_data": {"type": "object"},
+                },
+            },
+        },
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory) -> tuple[Path, list[SubmissionResult]]:
+    out = tmp_path_factory.mktemp("exports")
+    results = result_fixtures.class_of_five(out)
+    write_exports(results, out, result_fixtures.rubric())
+    return out, sorted(results, key=lambda r: r.submission_id)
+
+
+def test_the_schema_itself_is_valid_and_rejects_what_gradescope_would():
+    jsonschema.Draft202012Validator.check_schema(GRADESCOPE_SCHEMA)
+    good = {"score": 1, "execution_time": 2, "output": "", "visibility": "visible", "stdout_visibility": "hidden",
+            "tests": [{"name": "a", "number": "1.1", "score": 1, "max_score": 1, "status": "passed", "output": "",
+                       "tags": [], "visibility": "visible"}]}
+    jsonschema.validate(good, GRADESCOPE_SCHEMA)
+    for broken in ({**good, "tests": [{**good["tests"][0], "status": "partial"}]},
+                   {**good, "visibility": "students"}, {**good, "score": "1"}):
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(broken, GRADESCOPE_SCHEMA)
+
+
+def test_gradescope_json_follows_the_specification(graded):
+    out, results = graded
+    files = sorted((out / "gradescope").glob("*.json"))
+    assert [f.stem for f in files] == [r.submission_id for r in results]
+    rubric = result_fixtures.rubric()
+    for path, result in zip(files, results):
+        payload = json.loads(path.read_text())
+        jsonschema.validate(payload, GRADESCOPE_SCHEMA)
+        assert payload["score"] == pytest.approx(result.total)
+        if result.status != "graded":
+            assert payload["score"] == 0 and payload["tests"] == []
+            continue
+        assert sum(t["score"] for t in payload["tests"]) == pytest.approx(result.total, abs=1e-3)
+        assert sum(t["max_score"] for t in payload["tests"]) == pytest.approx(rubric.rubric.total_points)
+        by_name = {t["name"]: t for t in payload["tests"]}
+        for item in rubric.items:
+            test = by_name[item.title]
+            assert test["visibility"] == item.visibility
+            assert test["status"] == ("passed" if test["score"] == test["max_score"] else "failed")
+        assert len({t["number"] for t in payload["tests"]}) == len(payload["tests"])
+        assert "The answer:" not in path.read_text()  # the answer key is due later
+
+
+def test_failed_runs_show_their_traceback_in_the_items_output(graded):
+    out, results = graded
+    payload = json.loads((out / "gradescope" / "hopper_grace_1003.json").read_text())
+    timed_out = [t for t in payload["tests"] if "timeout" in t["output"]]
+    assert timed_out and all("KeyError: 'x'" in t["output"] for t in timed_out)
+
+
+def test_gradescope_shows_the_answer_key_only_when_the_rubric_says_visible(graded):
+    _, results = graded
+    rubric = result_fixtures.rubric()
+    open_key = rubric.model_copy(update={"quiz": rubric.quiz.model_copy(update={"answers_visibility": "visible"})})
+    poor = next(r for r in results if r.submission_id == "hopper_grace_1003")
+    wrong = [q for q in poor.quiz if not q.correct]
+    outputs = [t["output"] for t in gradescope_dict(poor, open_key)["tests"] if "Your answer" in t["output"]]
+    assert sum("The answer:" in o for o in outputs) == len(wrong) > 0
+    assert not any("The answer:" in t["output"] for t in gradescope_dict(poor, rubric)["tests"])
+
+
+def test_junit_xml_has_a_case_per_item_and_a_failure_where_points_were_lost(graded):
+    out, results = graded
+    root = ET.parse(out / "junit.xml").getroot()
+    suites = {suite.get("name"): suite for suite in root.iter("testsuite")}
+    assert sorted(suites) == [r.submission_id for r in results]
+    for result in results:
+        suite = suites[result.submission_id]
+        cases = suite.findall("testcase")
+        if result.status != "graded":
+            assert [c.get("name") for c in cases] == ["grading"] and cases[0].find("error") is not None
+            continue
+        assert [c.get("name") for c in cases] == [i.id for i in result.items] + [f"quiz-{q.id}" for q in result.quiz]
+        lost = {i.id for i in result.items if i.points < i.max_points} | {f"quiz-{q.id}" for q in result.quiz
+                                                                          if not q.correct}
+        assert {c.get("name") for c in cases if c.find("failure") is not None} == lost
+        assert int(suite.get("failures")) == len(lost) and int(suite.get("tests")) == len(cases)
+    assert int(root.get("tests")) == sum(int(s.get("tests")) for s in suites.values())
+
+
+def test_junit_xml_survives_what_student_code_prints(graded):
+    _, results = graded
+    noisy = results[0].model_copy(deep=True)
+    noisy.items[0].explanation += " \x1b[31mred\x00 \ud800"
+    noisy.items[0].points = 0
+    root = ET.fromstring(junit_xml([noisy]))
+    failure = root.find("testsuite/testcase/failure")
+    assert "red" in failure.get("message") and "\x00" not in failure.text
+
+
+def test_grades_csv_reads_back_in_a_spreadsheet_and_canvas_layout(graded):
+    out, results = graded
+    rubric = result_fixtures.rubric()
+    with open(out / "grades.csv", newline="", encoding="utf-8-sig") as handle:
+        rows = list(csv.reader(handle))
+    header, body = rows[0], rows[1:]
+    assert header[:5] == ["Student", "ID", "SIS User ID", "SIS Login ID", "Section"]
+    assert header[5] == f"{rubric.rubric.title} (100)"
+    assert header[6:-1] == [f"{i.id} ({i.points:g})" for i in rubric.items] and header[-1] == "quiz (14)"
+    assert len(body) == len(results)
+    for row, result in zip(body, results):
+        assert row[0] == (result.student.get("name") or result.submission_id)
+        assert float(row[5]) == pytest.approx(result.total, abs=0.01)
+        if result.status == "graded":
+            parts = [float(cell) for cell in row[6:]]
+            assert sum(parts) == pytest.approx(float(row[5]), abs=0.05)
+        else:
+            assert row[6:] == [""] * (len(header) - 6)  # no items: empty, not a misleading zero
+
+
+def test_run_gradescope_writes_results_json(graded, tmp_path):
+    _, results = graded
+    good = results[1]
+    submission = tmp_path / "submission"
+    submission.mkdir()
+    seen = []
+
+    def grade(source: Path, out_dir: Path) -> SubmissionResult:
+        seen.append((source, out_dir))
+        return good
+
+    written = run_gradescope(grade, submission, tmp_path / "results" / "results.json",
+                             rubric=result_fixtures.rubric())
+    assert seen == [(submission, tmp_path / "results" / "grader")]
+    on_disk = json.loads((tmp_path / "results" / "results.json").read_text())
+    assert on_disk == written and on_disk["score"] == pytest.approx(good.total)
+    jsonschema.validate(on_disk, GRADESCOPE_SCHEMA)
+
+
+def test_run_gradescope_writes_a_result_even_when_grading_fails(tmp_path, capsys):
+    def grade(source: Path, out_dir: Path) -> SubmissionResult:
+        raise MemoryError("the grader ran out of memory")
+
+    written = run_gradescope(grade, tmp_path, tmp_path / "results.json", rubric=result_fixtures.rubric())
+    jsonschema.validate(written, GRADESCOPE_SCHEMA)
+    assert written["score"] == 0 and "grader failed" in written["output"]
+    assert "MemoryError" not in written["output"]  # tracebacks go to the instructor's log, not the student
+    assert "MemoryError: the grader ran out of memory" in capsys.readouterr().out
+
+
+def test_autograder_zip_has_gradescopes_layout_and_is_deterministic(tmp_path):
+    first = write_autograder_zip(tmp_path / "a.zip", with_data=False)
+    second = write_autograder_zip(tmp_path / "b.zip", with_data=False)
+    assert first.read_bytes() == second.read_bytes()
+    with zipfile.ZipFile(first) as archive:
+        names = archive.namelist()
+        assert names[:2] == ["setup.sh", "run_autograder"]
+        for script in ("setup.sh", "run_autograder"):
+            assert archive.getinfo(script).external_attr >> 16 & 0o111
+            text = archive.read(script).decode()
+            assert text.startswith("#!/usr/bin/env bash\n")
+            subprocess.run(["bash", "-n"], input=text, text=True, check=True)  # parses as bash
+        assert "grade gradescope --submission /autograder/submission" in archive.read("run_autograder").decode()
+        for needed in ("pyproject.toml", "requirements.lock", "grader/report/gradescope.py", "reference/generate.py",
+                       "reference/checkpoints/wavenet.pt", "rubrics/audio-generative-models.toml"):
+            assert needed in names
+        assert not [n for n in names if "__pycache__" in n or n.endswith((".pyc", ".optimizer.pt"))]
+        assert not [n for n in names if n.startswith("data/")]
+
+
+def test_render_all_writes_every_export(graded, tmp_path):
+    out, results = graded
+    index = render_all(out, result_fixtures.rubric())
+    assert index == out / "index.html"
+    for name in ("grades.csv", "junit.xml", *(f"gradescope/{r.submission_id}.json" for r in results),
+                 *(f"pages/{r.submission_id}.html" for r in results)):
+        assert (out / name).is_file(), name
