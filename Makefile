@@ -15,7 +15,7 @@ SYSTEM_STAMP := .cache/system.stamp
 VENV_STAMP := $(VENV)/.installed
 NUMBA_STAMP := .cache/numba/.warmed
 
-.PHONY: help setup demo test data bench reference clean
+.PHONY: help setup demo test data examples bench reference clean
 help:  ## this list
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/' | expand -t 14
 
@@ -44,8 +44,12 @@ data: $(DATA)/manifest.csv  ## build the embedded data set (espeak-ng speech, Fl
 $(DATA)/manifest.csv: $(VENV_STAMP) reference/data.py
 	$(PY) -m reference data build --out $(DATA)
 
-demo: setup data  ## set up, then run the main job on the embedded data
+examples: setup data  ## build the example submissions (submissions/*.zip) from submissions/src
+	$(PY) submissions/build.py
+
+demo: setup data examples  ## set up, build the examples, grade them all, print where the class page is
 	$(PY) -m reference data summary $(DATA)
+	$(VENV)/bin/grade submissions/*.zip --out out/demo --jobs 2
 
 test: setup data  ## the test suite (under 10 minutes on 2 cores)
 	$(PY) -m pytest -q

@@ -5,6 +5,9 @@
     grade kit --out DIR         the student kit
     grade baseline              compute and cache the reference baseline
     grade rubric check FILE     validate a rubric
+    grade report OUT            re-render every page and export of OUT from its results
+    grade gradescope            grade inside Gradescope's autograder
+    grade export gradescope --out FILE.zip   the autograder zip to upload to Gradescope
 """
 from __future__ import annotations
 
@@ -15,13 +18,14 @@ from pathlib import Path
 
 from grader import __version__
 
-COMMANDS = ("check", "kit", "baseline", "rubric")
+COMMANDS = ("check", "kit", "baseline", "rubric", "report", "gradescope", "export")
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] in COMMANDS:
-        return {"check": check_main, "kit": kit_main, "baseline": baseline_main, "rubric": rubric_main}[argv[0]](argv[1:])
+        return {"check": check_main, "kit": kit_main, "baseline": baseline_main, "rubric": rubric_main,
+                "report": report_main, "gradescope": gradescope_main, "export": export_main}[argv[0]](argv[1:])
     return grade_main(argv)
 
 
@@ -51,8 +55,11 @@ def grade_main(argv: list[str]) -> int:
         return 2
     from grader.batch import grade_all
 
+    from grader.report import render_all
+
     results = grade_all(args.submissions, setup, jobs=args.jobs)
     _summary(results, setup.out_dir)
+    print(f"class page: {render_all(setup.out_dir, setup.rubric)}")
     return 0
 
 
@@ -74,8 +81,12 @@ def check_main(argv: list[str]) -> int:
         return 2
     from grader.pipeline import grade_submission
 
+    from grader.report import render_all, student_audience
+
     result = grade_submission(args.path, setup)
     _summary([result], setup.out_dir)
+    render_all(setup.out_dir, setup.rubric, audience=student_audience(setup.rubric))
+    print(f"your report: {setup.out_dir / 'pages' / (result.submission_id + '.html')}")
     return 0
 
 
@@ -122,6 +133,63 @@ def rubric_main(argv: list[str]) -> int:
     quiz = len(rubric.quiz.questions) if rubric.quiz else 0
     print(f"{args.file}: valid: {len(rubric.items)} items and {quiz} quiz questions, "
           f"{rubric.rubric.total_points:g} points")
+    return 0
+
+
+def report_main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="grade report", description="Re-render every page and export of OUT "
+                                     "from its results (no re-grading).")
+    parser.add_argument("out", type=Path)
+    parser.add_argument("--rubric", type=Path, default=None)
+    parser.add_argument("--student", action="store_true", help="pages as a student may see them now")
+    parser.add_argument("--after-due-date", action="store_true")
+    parser.add_argument("--published", action="store_true")
+    parser.add_argument("--embed", action="store_true", help="audio and pictures inside each page")
+    args = parser.parse_args(argv)
+    from grader.report import INSTRUCTOR, ReportError, render_all, student_audience
+    from grader.rubric import DEFAULT_RUBRIC, load_rubric
+
+    rubric = load_rubric(args.rubric or DEFAULT_RUBRIC)
+    audience = (student_audience(rubric, due_date_passed=args.after_due_date, published=args.published)
+                if args.student else INSTRUCTOR)
+    try:
+        index = render_all(args.out, rubric, audience=audience, embed_media=args.embed)
+    except ReportError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(f"class page: {index}")
+    return 0
+
+
+def gradescope_main(argv: list[str]) -> int:
+    from grader.report.gradescope import RESULTS_PATH, SUBMISSION_DIR, run_gradescope
+
+    parser = argparse.ArgumentParser(prog="grade gradescope", description="Grade inside Gradescope's autograder.")
+    parser.add_argument("--submission", type=Path, default=SUBMISSION_DIR)
+    parser.add_argument("--results", type=Path, default=RESULTS_PATH)
+    parser.add_argument("--unsafe-no-sandbox", action="store_true",
+                        help="where bubblewrap cannot run (each Gradescope submission has its own container)")
+    _common(parser)
+    args = parser.parse_args(argv)
+    setup = _setup(args, args.results.parent / "grader", student_mode=False, allow_unsandboxed=args.unsafe_no_sandbox)
+    if setup is None:
+        return 2
+    from grader.pipeline import grade_submission
+
+    run_gradescope(lambda source, out_dir: grade_submission(source, setup), args.submission, args.results,
+                   out_dir=setup.out_dir, rubric=setup.rubric)
+    return 0
+
+
+def export_main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="grade export", description="Write the autograder zip for Gradescope.")
+    parser.add_argument("target", choices=["gradescope"])
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--without-data", action="store_true", help="setup.sh builds data/embedded instead")
+    args = parser.parse_args(argv)
+    from grader.report.gradescope import write_autograder_zip
+
+    print(write_autograder_zip(args.out, with_data=not args.without_data))
     return 0
 
 

@@ -21,8 +21,8 @@ def test_bundled_rubric_covers_the_assignment():
             assert f"**{question.text}**" in text
             assert f"**Answer:** {question.answer}" in text
     slow = next(item for item in rubric.items if item.id == "model-quality")
-    assert rubric.run_limits(slow).wall_seconds == 300
-    assert rubric.run_limits(rubric.items[0]) == RunLimits().with_overrides({"wall_seconds": 120})
+    assert rubric.run_limits(slow).wall_seconds == 120
+    assert rubric.run_limits(rubric.items[0]) == RunLimits().with_overrides({"wall_seconds": 60})
 
 
 def write(tmp_path, text):
@@ -48,12 +48,12 @@ def test_a_wrong_value_is_reported_with_its_line_and_key(tmp_path):
 
 def test_an_unknown_visibility_limit_and_check_are_reported(tmp_path):
     path = broken(tmp_path, 'visibility = "hidden"', 'visibility = "secret"')
-    path.write_text(path.read_text().replace("limits = { wall_seconds = 60 }", "limits = { wall_secs = 60 }"))
+    path.write_text(path.read_text().replace("limits = { wall_seconds = 120 }", "limits = { wall_secs = 120 }", 1))
     with pytest.raises(RubricError) as error:
         load_rubric(path, known_checks=BUNDLED_KINDS)
     problems = "\n".join(error.value.problems)
     assert re.search(rf":{line_of(path, 'secret')}: items\[9\]\.visibility: Input should be 'visible'", problems)
-    assert f":{line_of(path, 'wall_secs')}: items[1].limits" in problems and "wall_secs" in problems
+    assert f":{line_of(path, 'wall_secs')}: items[6].limits" in problems and "wall_secs" in problems
     with pytest.raises(RubricError, match=r"items\[0\]\.check: unknown check 'static'"):
         load_rubric(DEFAULT_RUBRIC, known_checks={"mfcc"})
 
