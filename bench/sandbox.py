@@ -8,12 +8,15 @@ runs on a busy machine) are compared. For context, a bare bubblewrap with nothin
 ``/usr`` mounted is timed the same way: the floor any bubblewrap sandbox pays here.
 Goal: under 10 ms added per run. The intake line unpacks a typical submission (a
 notebook, a few scripts, 20 generated clips, a checkpoint: 60 files, about 7 MB).
+The machine's load average is printed before and after: on a shared 2-core machine,
+wall-clock medians move with it, so quote figures together with it.
 
     .venv/bin/python bench/sandbox.py [--repeats N]
 """
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import statistics
 import subprocess
@@ -105,6 +108,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=40, help="runs of each kind for `true` (default 40)")
     args = parser.parse_args()
+    print("load average before: " + " ".join(f"{load:.2f}" for load in os.getloadavg()))
     problem = sandbox.isolation_problem()
     if problem:
         print(f"sandbox unavailable here: {problem}")
@@ -122,6 +126,7 @@ def main() -> int:
             measure("sandbox.run python -c 'import torch'", plain([sys.executable, "-c", "import torch"], workdir),
                     sandboxed(["python", "-c", "import torch"], workdir), max(5, args.repeats // 4)),
         ]
+    print("load average after:  " + " ".join(f"{load:.2f}" for load in os.getloadavg()))
     worst = max(added)
     print(f"goal: under {GOAL_ADDED_MS:.0f} ms added per run: {'met' if worst < GOAL_ADDED_MS else 'NOT met'} "
           f"(worst median added {worst:.1f} ms)")

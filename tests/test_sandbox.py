@@ -5,7 +5,9 @@ privileges proves the user-namespace mode that a laptop without root gets.
 """
 from __future__ import annotations
 
+import ast
 import contextlib
+import dataclasses
 import json
 import os
 import shutil
@@ -384,6 +386,53 @@ def test_warm_numba_cache_is_used_read_only(workdir):
     assert "[cache] data loaded from '/tmp/numba-cache/" in result.stdout  # from the warm cache, not compiled
     assert "data saved" not in result.stdout
     assert sorted((path.name, path.stat().st_mtime_ns) for path in cache.rglob("*")) == before
+
+
+CREDENTIALS = python("""
+    import resource
+    status = dict(line.split(":", 1) for line in open("/proc/self/status").read().splitlines())
+    print({key: status[key].split() for key in ("Uid", "Gid", "Groups", "CapInh", "CapPrm", "CapEff", "CapBnd",
+                                                "CapAmb", "NoNewPrivs")})
+    print([resource.getrlimit(r) for r in (resource.RLIMIT_CPU, resource.RLIMIT_FSIZE, resource.RLIMIT_NOFILE)])
+""")
+
+
+@pytest.mark.skipif(not AS_ROOT, reason="the drop from root to the sandbox's uid needs root")
+@pytest.mark.parametrize("first_program", ["sandbox-init", "setpriv and prlimit"])
+def test_student_code_runs_without_privileges_and_with_its_rlimits(monkeypatch, workdir, first_program):
+    """Whichever first program runs inside (the built one, or util-linux's where no compiler is)."""
+    if first_program == "sandbox-init":
+        assert sandbox._host().init is not None, "the sandbox's first program could not be built (is cc there?)"
+    else:
+        without_init = dataclasses.replace(sandbox._host(), init=None)
+        monkeypatch.setattr(sandbox, "_host", lambda require_sandbox_tools=True: without_init)
+    limits = SMALL.with_overrides({"cpu_seconds": 7, "file_size_bytes": 5 * 2**20, "open_files": 77})
+    result = sandbox.run(CREDENTIALS, workdir, limits=limits)
+    assert result.ok, result.stderr
+    status_line, rlimits_line = result.stdout.splitlines()
+    status = ast.literal_eval(status_line)
+    uid, gid = str(sandbox.SANDBOX_UID), str(sandbox.SANDBOX_GID)
+    assert status["Uid"] == [uid] * 4 and status["Gid"] == [gid] * 4 and status["Groups"] == []
+    assert all(int(status[key][0], 16) == 0 for key in ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"))
+    assert status["NoNewPrivs"] == ["1"]
+    assert ast.literal_eval(rlimits_line) == [(7, 8), (5 * 2**20, 5 * 2**20), (77, 77)]
+
+
+@pytest.mark.skipif(not AS_ROOT, reason="cgroups are made by a root grader")
+def test_each_run_has_fresh_cgroups_and_the_grader_keeps_its_own(workdir):
+    """The launching thread joins the run's groups only for the start; nothing of one run
+    (memory peak, processes, CPU time) carries into the next, and no group is left behind."""
+    own_groups = Path("/proc/thread-self/cgroup").read_text()
+    hog = sandbox.run(python("import os; x = bytearray(300 * 2**20); os.fork() or os.wait()"), workdir, limits=SMALL)
+    assert hog.ok, hog.stderr
+    assert hog.peak_memory_bytes > 300 * 2**20 and hog.cpu_seconds > 0
+    small = sandbox.run(["sh", "-c", "cat /proc/self/cgroup"], workdir, limits=SMALL)
+    assert small.ok and small.peak_memory_bytes < 100 * 2**20 and small.cpu_seconds < hog.cpu_seconds
+    assert {line.split(":", 2)[2] for line in small.stdout.splitlines() if ":pids:" in line or ":memory:" in line} \
+        == {"/"}  # the run's own groups are the root of its cgroup namespace
+    assert Path("/proc/thread-self/cgroup").read_text() == own_groups
+    for parent in sandbox._Cgroups._own_groups(Path("/proc/self/cgroup").read_text()).values():
+        assert not list(parent.glob(f"grader-sandbox-{os.getpid()}-*"))
 
 
 def test_output_file_refuses_links_and_special_files(workdir):
