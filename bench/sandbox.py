@@ -124,7 +124,7 @@ def main() -> int:
         added = [
             measure("sandbox.run true", true, sandboxed(["true"], workdir), args.repeats),
             measure("sandbox.run python -c 'import torch'", plain([sys.executable, "-c", "import torch"], workdir),
-                    sandboxed(["python", "-c", "import torch"], workdir), max(5, args.repeats // 4)),
+                    sandboxed(["python", "-c", "import torch"], workdir), max(10, args.repeats // 2)),
         ]
     print("load average after:  " + " ".join(f"{load:.2f}" for load in os.getloadavg()))
     worst = max(added)
