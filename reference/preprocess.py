@@ -386,7 +386,7 @@ def extract_folder(
              for f in files]
     results: Iterable[tuple[str, str | None, bool]]
     if jobs > 1 and len(tasks) > 1:
-        with ProcessPoolExecutor(max_workers=jobs) as pool:
+        with ProcessPoolExecutor(max_workers=jobs, initializer=_one_blas_thread) as pool:
             results = list(_with_progress(pool.map(_extract_one, tasks, chunksize=4), len(tasks), progress))
     else:
         results = list(_with_progress(map(_extract_one, tasks), len(tasks), progress))
@@ -397,6 +397,13 @@ def extract_folder(
         failures=failures,
         seconds=time.perf_counter() - started,
     )
+
+
+def _one_blas_thread() -> None:
+    """Worker initialiser: BLAS on one thread, so that workers do not fight over the cores."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1, user_api="blas")
 
 
 def _with_progress(items: Iterable, total: int, show: bool) -> Iterable:
