@@ -67,6 +67,8 @@ class CheckContext:
     samples: list[HandedInSample] = field(default_factory=list)
     clip_metrics: list[dict] = field(default_factory=list)
     comparison: dict[str, dict[str, float | None]] = field(default_factory=dict)
+    memo: dict[str, Any] = field(default_factory=dict)
+    """What several checks would compute alike from the submission, computed once (keyed by name)."""
     _entries: dict[str, EntryRun] = field(default_factory=dict)
 
     @functools.cached_property

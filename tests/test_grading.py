@@ -188,6 +188,37 @@ def test_removing_evidence_removes_its_points(setup_factory, tmp_path):
     assert by_id["preprocess-mfcc-run"].points == by_id["preprocess-mfcc-run"].max_points
 
 
+VAE = '''
+import torch
+from torch import nn
+
+class MelVAE(nn.Module):
+    def encode(self, mel):
+        return self.encoder(mel).chunk(2, dim=1)
+    def reparameterize(self, mean, logvar):
+        return mean + torch.exp(0.5 * logvar) * torch.randn_like(mean)
+    def decode(self, z):
+        return self.decoder(z)
+
+def train(model, batches):
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    for mel in batches:
+        optimizer.zero_grad()
+        mean, logvar = model.encode(mel)
+        loss = (model.decode(model.reparameterize(mean, logvar)) - mel).pow(2).mean()
+        loss.backward()
+        optimizer.step()
+'''
+
+
+def test_a_vae_only_submission_is_recognised(setup_factory, tmp_path):
+    folder = write_submission(tmp_path / "vae")
+    (folder / "model.py").write_text(VAE)
+    by_id = items(grade_submission(folder, setup_factory("out-vae")))
+    assert by_id["model-architecture"].status == "passed" and "VAE" in by_id["model-architecture"].explanation
+    assert by_id["model-training"].status == "passed"
+
+
 def test_grading_twice_gives_the_same_result(setup_factory, tmp_path):
     folder = write_submission(tmp_path / "twice")
     first = grade_submission(folder, setup_factory("out-a")).model_dump()

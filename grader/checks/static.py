@@ -136,6 +136,8 @@ def _tree_evidence(unit: CodeUnit, tree: ast.AST) -> dict[str, list[Finding]]:
                for alias in node.names} | {node.module.split(".")[0] for node in ast.walk(tree)
                                            if isinstance(node, ast.ImportFrom) and node.module}
 
+    noise_used = _calls_added_to_signals(tree)
+
     def add(kind: str, node: ast.AST, what: str, part: str = "") -> None:
         found[kind].append(Finding(unit.name, unit.first_line - 1 + getattr(node, "lineno", 1), what, part))
 
@@ -146,7 +148,7 @@ def _tree_evidence(unit: CodeUnit, tree: ast.AST) -> dict[str, list[Finding]]:
                 for pattern, what in patterns.items():
                     if _call_matches(dotted, pattern) and (kind != "pesq_or_snr" or pattern != "pesq" or "pesq" in imports):
                         add(kind, node, what)
-            if ADDED_NOISE.search(dotted) and _is_added_to_signal(node, tree):
+            if ADDED_NOISE.search(dotted) and id(node) in noise_used:
                 add("augmentation", node, "added random noise")
             if dotted.split(".")[-1] in ("Conv1d", "Conv1D") and any(k.arg in ("dilation", "dilation_rate")
                                                                      for k in node.keywords):
@@ -165,14 +167,17 @@ def _tree_evidence(unit: CodeUnit, tree: ast.AST) -> dict[str, list[Finding]]:
     return found
 
 
-def _is_added_to_signal(call: ast.Call, tree: ast.AST) -> bool:
-    """Whether a random draw is used in an addition (``y + noise`` or ``y + 0.01 * randn(...)``)."""
+def _calls_added_to_signals(tree: ast.AST) -> set[int]:
+    """ids of the calls whose value is added to something (``y + 0.01 * randn(...)``) or assigned to a
+    name containing "noise" (``noise = np.random.normal(...)``): random draws used as added noise."""
+    used = set()
     for node in ast.walk(tree):
-        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add) and any(
-                call is sub for sub in ast.walk(node)):
-            return True
-    return any(isinstance(node, ast.Assign) and call is node.value and isinstance(node.targets[0], ast.Name)
-               and "noise" in node.targets[0].id.lower() for node in ast.walk(tree))
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+            used.update(id(sub) for sub in ast.walk(node) if isinstance(sub, ast.Call))
+        elif (isinstance(node, ast.Assign) and isinstance(node.value, ast.Call) and isinstance(node.targets[0], ast.Name)
+              and "noise" in node.targets[0].id.lower()):
+            used.add(id(node.value))
+    return used
 
 
 ARCHITECTURE_PARTS = {
@@ -184,7 +189,7 @@ ARCHITECTURE_PARTS = {
 NAMED_PARTS = {
     "wavenet": ("wavenet", "WaveNet model"), "causalconv": ("dilated_convolution", "causal convolution"),
     "generator": ("generator", "GAN generator"), "discriminator": ("discriminator", "GAN discriminator"),
-    "critic": ("discriminator", "GAN critic"), "encoder": ("encoder", "encoder"), "decoder": ("decoder", "decoder"),
+    "critic": ("discriminator", "GAN critic"), "encode": ("encoder", "encoder"), "decode": ("decoder", "decoder"),
     "reparameter": ("reparameterisation", "reparameterisation"), "kl_div": ("kl", "KL divergence term"),
     "kld": ("kl", "KL divergence term"),
 }
@@ -227,9 +232,11 @@ def check(ctx, item) -> "Outcome":
     """
     from grader.context import Outcome
 
-    root = ctx.submission.work_dir
-    files = [root / name for name in ctx.submission.files if name.endswith((".py", ".ipynb"))]
-    found = find_evidence(code_units(files, root))
+    if "static_evidence" not in ctx.memo:  # the same for every static item: read the code once
+        root = ctx.submission.work_dir
+        files = [root / name for name in ctx.submission.files if name.endswith((".py", ".ipynb"))]
+        ctx.memo["static_evidence"] = find_evidence(code_units(files, root))
+    found = ctx.memo["static_evidence"]
     asked = list(item.params["evidence"])
     unknown = [kind for kind in asked if kind not in EVIDENCE]
     if unknown:
