@@ -2,54 +2,20 @@
 import nbformat
 
 from grader.checks.static import CodeUnit, architectures, code_units, find_evidence
-
-PREPROCESS = '''
-import librosa, numpy as np
-def extract_mfcc(path):
-    signal, sr = librosa.load(path, sr=16000)
-    return librosa.feature.mfcc(y=signal, sr=sr, n_mfcc=20)
-def augment(y, sr):
-    shifted = librosa.effects.pitch_shift(y, sr=sr, n_steps=2)
-    return shifted + 0.005 * np.random.randn(len(shifted))
-'''
-WAVENET = '''
-import torch
-from torch import nn
-class ResidualBlock(nn.Module):
-    def __init__(self, channels, dilation):
-        super().__init__()
-        self.conv = nn.Conv1d(channels, 2 * channels, 2, dilation=dilation)
-    def forward(self, x):
-        a, b = self.conv(x).chunk(2, dim=1)
-        return torch.tanh(a) * torch.sigmoid(b)
-def train(model, batches):
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    for x, y in batches:
-        optimizer.zero_grad()
-        loss = nn.functional.cross_entropy(model(x), y)
-        loss.backward()
-        optimizer.step()
-'''
-EVALUATE = '''
-from pesq import pesq
-import numpy as np
-def snr_db(ref, deg):
-    return 10 * np.log10(np.sum(ref ** 2) / np.sum((ref - deg) ** 2))
-score = pesq(16000, ref, deg, "wb")
-'''
-
+from tests.test_grading import EVALUATE, MODEL, PREPROCESS
 
 def kinds_found(units):
     return {kind for kind, findings in find_evidence(units).items() if findings}
 
 
 def test_a_complete_submission_shows_every_kind():
-    units = [CodeUnit("preprocess.py", PREPROCESS), CodeUnit("model.py", WAVENET), CodeUnit("evaluate.py", EVALUATE)]
+    units = [CodeUnit("preprocess.py", PREPROCESS), CodeUnit("model.py", MODEL), CodeUnit("evaluate.py", EVALUATE)]
     evidence = find_evidence(units)
     assert kinds_found(units) == set(evidence)
     assert architectures(evidence["architecture"]) == {"WaveNet": True, "GAN": False, "VAE": False}
     mfcc = evidence["librosa_mfcc"][0]
-    assert (mfcc.file, mfcc.line) == ("preprocess.py", 5)
+    mfcc_line = next(n for n, line in enumerate(PREPROCESS.splitlines(), 1) if "feature.mfcc" in line)
+    assert (mfcc.file, mfcc.line) == ("preprocess.py", mfcc_line)
     assert {f.what for f in evidence["augmentation"]} == {"pitch shift", "added random noise"}
 
 
