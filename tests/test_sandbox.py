@@ -441,7 +441,7 @@ def test_output_file_refuses_links_and_special_files(workdir):
     (workdir / "folder").symlink_to("/etc")
     os.mkfifo(workdir / "fifo.wav")
     assert sandbox.output_file(workdir, "real.wav") == workdir.resolve() / "real.wav"
-    for name in ("link.wav", "folder/passwd", "fifo.wav", "../work/real.wav", "missing.wav"):
+    for name in ("link.wav", "folder/passwd", "fifo.wav", f"../{workdir.name}/real.wav", "missing.wav"):
         with pytest.raises(FileNotFoundError):
             sandbox.output_file(workdir, name)
 
