@@ -279,6 +279,8 @@ def test_unconditional_only(setup_factory, tmp_path):
     assert by_id["samples-generation-runs"].metrics["role"] == "sample"
     assert by_id["samples-generation-runs"].status == "passed", by_id["samples-generation-runs"].explanation
     assert by_id["samples-diversity"].points > 0, by_id["samples-diversity"].explanation
+    metrics = by_id["samples-diversity"].metrics
+    assert metrics["frechet_mfcc"] > 0 and 1 <= metrics["dnsmos_ovrl"] <= 5
 
 
 def test_student_self_check_hides_hidden_items_and_the_key(setup_factory, tmp_path):
