@@ -279,8 +279,28 @@ def test_unconditional_only(setup_factory, tmp_path):
     assert by_id["samples-generation-runs"].metrics["role"] == "sample"
     assert by_id["samples-generation-runs"].status == "passed", by_id["samples-generation-runs"].explanation
     assert by_id["samples-diversity"].points > 0, by_id["samples-diversity"].explanation
-    metrics = by_id["samples-diversity"].metrics
-    assert metrics["frechet_mfcc"] > 0 and 1 <= metrics["dnsmos_ovrl"] <= 5
+    assert by_id["samples-diversity"].metrics["frechet_mfcc"] > 0
+
+
+def test_dnsmos_on_request(setup_factory, tmp_path):
+    from grader.context import CheckContext
+    from grader.checks import sample
+    from grader.discovery import discover
+    from grader.intake import unpack
+
+    folder = write_submission(tmp_path / "gan")
+    (folder / "generate.py").unlink()
+    (folder / "sample.py").write_text(SAMPLER)
+    (folder / "submission.toml").write_text(
+        '[entry]\nsample = "python sample.py --num {num} --seed {seed} --out-dir {out_dir}"\n')
+    setup = setup_factory("out-dnsmos")
+    submission = unpack(folder, tmp_path / "work")
+    ctx = CheckContext(submission=submission, discovery=discover(submission.work_dir), rubric=setup.rubric,
+                       heldout=setup.heldout, load_baseline=setup.load_baseline, scratch=tmp_path,
+                       media_dir=tmp_path / "media", out_root=tmp_path)
+    item = next(i for i in setup.rubric.items if i.id == "samples-diversity")
+    outcome = sample.check(ctx, item.model_copy(update={"params": {**item.params, "dnsmos": True}}))
+    assert 1 <= outcome.metrics["dnsmos_ovrl"] <= 5
 
 
 def test_student_self_check_hides_hidden_items_and_the_key(setup_factory, tmp_path):
