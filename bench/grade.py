@@ -1,7 +1,9 @@
 """One submission graded end to end, with the time split into intake, student code, the grader's own work and writing.
 
 Goal (issue 6): the grader's own share (everything but student code) under 2 s for the
-12 held-out 3 s clips of the embedded data set. The reference baseline is computed (or
+12 held-out 3 s clips of the embedded data set. Each repeat's own share is its total less its
+student code; the median is quoted, and the first repeat's (which pays the process's imports
+and numba cache loads once) is printed too. The reference baseline is computed (or
 read from its cache) before timing starts: it is paid once per held-out set, not per
 submission.
 
@@ -38,15 +40,18 @@ def main() -> None:
             started = time.perf_counter()
             result.write(Path(out) / "again")
             writing = time.perf_counter() - started
-            rows.append({**result.timings, "writing": writing, "total": result.seconds})
+            rows.append({**result.timings, "writing": writing, "total": result.seconds,
+                         "own": result.seconds - result.timings["student_code"]})
     print(f"{args.submission.name}: {result.total:g} / {result.max_total:g} points, {len(heldout.clips)} held-out "
           f"clips, {len(result.runs)} sandboxed runs; median of {args.repeats}")
     median = {key: statistics.median(row[key] for row in rows) for key in rows[0]}
     for key in ("intake", "student_code", "grader", "writing", "total"):
         print(f"  {key:<13} {median[key]:7.2f} s  {median[key] / median['total']:6.1%} of the total")
-    own = median["total"] - median["student_code"]
-    print(f"grader's own share (total - student code): {own:.2f} s; goal < 2 s: {'met' if own < 2 else 'NOT met'}; "
-          f"own / student code = {own / median['student_code']:.2f}")
+    own = median["own"]
+    print(f"grader's own share (total - student code), median: {own:.2f} s; goal < 2 s: "
+          f"{'met' if own < 2 else 'NOT met'}; own / student code = {own / median['student_code']:.2f}")
+    print(f"the first submission of a process pays imports and numba cache loads once: "
+          f"{rows[0]['own']:.2f} s own share")
 
 
 if __name__ == "__main__":
