@@ -121,8 +121,6 @@ class CheckContext:
                 return EntryRun(False, str(error), None)
             self.runs.append(RunEntry(item_id=item.id, purpose=f"{role} (notebook {value})", result=run.run))
             return EntryRun(run.ok, run.error or run.run.message, out_dir)
-        command = value
-        for name, replacement in values.items():
-            command = command.replace("{" + name + "}", replacement)
-        result = self.run_command(item, role, command, workdir, inputs)
+        # The contract's placeholders become the sandbox's own ({mels}, {workdir}), which it fills in.
+        result = self.run_command(item, role, sandbox.fill_placeholders(value, values), workdir, inputs)
         return EntryRun(result.ok, result.message, out_dir)

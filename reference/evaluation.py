@@ -50,11 +50,12 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Sequence, Union
+from typing import Callable, Sequence, Union
 
 import numpy as np
 
 from reference import SAMPLE_RATE
+from reference.parallel import one_blas_thread, with_progress
 from reference.preprocess import AudioLoadError, LogMelParams, audio_files, load_audio, logmel, resample
 
 Audio = Union[str, os.PathLike, np.ndarray]
@@ -468,21 +469,9 @@ def score_pairs(
         names = [f"clip-{i}" if isinstance(deg, np.ndarray) else Path(deg).name for i, (_, deg) in enumerate(pairs)]
     tasks = [(name, ref, deg, sr, tuple(metrics)) for name, (ref, deg) in zip(names, pairs, strict=True)]
     if jobs <= 1 or len(tasks) <= 1:
-        with _one_blas_thread():
-            return list(_with_progress((score_pair(*task) for task in tasks), len(tasks), progress))
+        with one_blas_thread():
+            return list(with_progress((score_pair(*task) for task in tasks), len(tasks), progress, "scoring"))
     return _score_in_pool(tasks, jobs, progress)
-
-
-def _one_blas_thread():
-    """BLAS on one thread from now on; as a context manager, until its end (threadpoolctl).
-
-    The metrics' matrix products are small: OpenBLAS's extra threads only fight the
-    other worker (and any other process) for the cores. Measured on a busy 2-core
-    machine, STOI, ESTOI and the log-mel metrics ran 1.5-10x faster single-threaded.
-    """
-    from threadpoolctl import threadpool_limits
-
-    return threadpool_limits(limits=1, user_api="blas")
 
 
 def _score_in_pool(tasks: list[tuple], jobs: int, progress: bool) -> list[ClipScores]:
@@ -505,9 +494,9 @@ def _score_in_pool(tasks: list[tuple], jobs: int, progress: bool) -> list[ClipSc
     _FORKED_TASKS = tasks
     try:
         with ProcessPoolExecutor(max_workers=min(jobs, len(chunks)), mp_context=context,
-                                 initializer=_one_blas_thread) as pool:
+                                 initializer=one_blas_thread) as pool:
             futures = {pool.submit(_score_chunk, chunk): i * size for i, chunk in enumerate(chunks)}
-            for future in _with_progress(as_completed(futures), len(futures), progress):
+            for future in with_progress(as_completed(futures), len(futures), progress, "scoring"):
                 start = futures[future]
                 try:
                     rows[start : start + size] = future.result()
@@ -519,15 +508,6 @@ def _score_in_pool(tasks: list[tuple], jobs: int, progress: bool) -> list[ClipSc
     finally:
         _FORKED_TASKS = []
     return rows  # type: ignore[return-value]
-
-
-def _with_progress(items: Iterable, total: int, show: bool) -> Iterable:
-    if not show:
-        yield from items
-        return
-    from rich.progress import track
-
-    yield from track(items, total=total, description="scoring", transient=True)
 
 
 def aggregate(rows: Sequence[ClipScores | dict], metrics: Sequence[str] | None = None, confidence: float = 0.95,

@@ -22,6 +22,7 @@ from typing import Iterable, Literal
 import numpy as np
 
 from reference import PROJECT_ROOT, SAMPLE_RATE
+from reference.parallel import one_blas_thread, with_progress
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".mp3")
 N_MFCC = 20
@@ -386,10 +387,10 @@ def extract_folder(
              for f in files]
     results: Iterable[tuple[str, str | None, bool]]
     if jobs > 1 and len(tasks) > 1:
-        with ProcessPoolExecutor(max_workers=jobs, initializer=_one_blas_thread) as pool:
-            results = list(_with_progress(pool.map(_extract_one, tasks, chunksize=4), len(tasks), progress))
+        with ProcessPoolExecutor(max_workers=jobs, initializer=one_blas_thread) as pool:
+            results = list(with_progress(pool.map(_extract_one, tasks, chunksize=4), len(tasks), progress, "features"))
     else:
-        results = list(_with_progress(map(_extract_one, tasks), len(tasks), progress))
+        results = list(with_progress(map(_extract_one, tasks), len(tasks), progress, "features"))
     failures = [(src, err) for src, err, _ in results if err is not None]
     return ExtractionReport(
         written=len(results) - len(failures),
@@ -397,22 +398,6 @@ def extract_folder(
         failures=failures,
         seconds=time.perf_counter() - started,
     )
-
-
-def _one_blas_thread() -> None:
-    """Worker initialiser: BLAS on one thread, so that workers do not fight over the cores."""
-    from threadpoolctl import threadpool_limits
-
-    threadpool_limits(limits=1, user_api="blas")
-
-
-def _with_progress(items: Iterable, total: int, show: bool) -> Iterable:
-    if not show:
-        yield from items
-        return
-    from rich.progress import track
-
-    yield from track(items, total=total, description="features")
 
 
 def features_main(argv: list[str], prog: str) -> int:

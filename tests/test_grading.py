@@ -268,12 +268,18 @@ def test_notebook_entry(setup_factory, tmp_path):
     assert by_id["model-quality"].points > 0 and any("notebook" in run.purpose for run in result.runs)
 
 
-def test_unconditional_only(setup_factory, tmp_path):
-    folder = write_submission(tmp_path / "gan")
+def write_unconditional(folder):
+    """A complete submission whose only generation is unconditional (``sample``), declared in its manifest."""
+    write_submission(folder)
     (folder / "generate.py").unlink()
     (folder / "sample.py").write_text(SAMPLER)
     (folder / "submission.toml").write_text(
         '[entry]\nsample = "python sample.py --num {num} --seed {seed} --out-dir {out_dir}"\n')
+    return folder
+
+
+def test_unconditional_only(setup_factory, tmp_path):
+    folder = write_unconditional(tmp_path / "gan")
     result = grade_submission(folder, setup_factory("out-gan"))
     by_id = items(result)
     assert by_id["samples-generation-runs"].metrics["role"] == "sample"
@@ -288,11 +294,7 @@ def test_dnsmos_on_request(setup_factory, tmp_path):
     from grader.discovery import discover
     from grader.intake import unpack
 
-    folder = write_submission(tmp_path / "gan")
-    (folder / "generate.py").unlink()
-    (folder / "sample.py").write_text(SAMPLER)
-    (folder / "submission.toml").write_text(
-        '[entry]\nsample = "python sample.py --num {num} --seed {seed} --out-dir {out_dir}"\n')
+    folder = write_unconditional(tmp_path / "gan")
     setup = setup_factory("out-dnsmos")
     submission = unpack(folder, tmp_path / "work")
     ctx = CheckContext(submission=submission, discovery=discover(submission.work_dir), rubric=setup.rubric,

@@ -14,6 +14,8 @@ from reference.evaluation import INTRUSIVE_METRICS, aggregate, score_pairs
 
 LISTEN_CLIPS = 3
 """Held-out clips the report offers to listen to."""
+LISTEN_METRICS = ("pesq_wb", "stoi", "snr", "lsd")
+"""Scores shown beside each of those clips."""
 
 
 def check(ctx: CheckContext, item: Item) -> Outcome:
@@ -72,8 +74,9 @@ def _listen(ctx: CheckContext, clips) -> None:
         if student is not None and student.usable:
             listen.student = copy_media(student.path, ctx.media_dir, f"{name}.student{student.path.suffix}",
                                         ctx.out_root)
-        listen.metrics = {source: {m: row.get(m) for m in ("pesq_wb", "stoi", "snr", "lsd")}
-                          for source, rows in [("student", [r for r in ctx.clip_metrics if r.get("name") == name]),
-                                               *[(s, [r for r in ctx.baseline.rows[s] if r["name"] == name])
-                                                 for s in SOURCES]] for row in rows[:1]}
+        rows = {"student": ctx.clip_metrics, **{source: ctx.baseline.rows[source] for source in SOURCES}}
+        for source, source_rows in rows.items():
+            row = next((r for r in source_rows if r.get("name") == name), None)
+            if row is not None:
+                listen.metrics[source] = {m: row.get(m) for m in LISTEN_METRICS}
         ctx.listen.append(listen)
