@@ -1,36 +1,232 @@
-"""Many submissions: graded one after another or in worker processes, with a progress bar.
+"""A class's submissions: planned against the results already on disk, then graded in
+worker processes (or on a dask cluster, :mod:`grader.cluster`), with a progress bar.
 
-Each submission is graded in its own scratch folder and sandbox runs; a result JSON is
-written as each finishes, so an interrupted batch keeps what was done.
+- Resume and cache: before grading, each submission's cache key (:mod:`grader.cache`)
+  is compared with the result already in ``OUT/results``; an equal key reuses it, so a
+  batch stopped by Ctrl-C or ``kill -9`` grades only what is missing when started
+  again, and an unchanged class is not graded twice. ``force`` regrades everything.
+- Results are written one by one as each submission finishes, atomically, by the
+  process that graded it; this module keeps only a one-line :class:`BatchEntry` per
+  submission, and at most ``jobs`` submissions are in flight, so memory stays flat
+  however large the class.
+- Cores: with ``jobs`` N, the grader's own scoring of each submission uses at most
+  ``cores // N`` processes; student code runs with the rubric's ``cpu_threads`` (one by
+  default) whatever N is, so results never depend on it.
+- A worker process that dies (the grader's own crash, never student code: that runs
+  in the sandbox) costs only the submissions it was grading: they get a
+  ``grader_error`` result (never reused, so the next run retries them) and the batch
+  goes on in a new pool.
 """
 from __future__ import annotations
 
-from concurrent.futures import ProcessPoolExecutor, as_completed
+import dataclasses
+import os
+from collections import Counter
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
-from grader.pipeline import GradingSetup, grade_submission
+from grader.cache import reusable
+from grader.intake import submission_id
+from grader.pipeline import RESULTS_FOLDER, GradingSetup, grade_submission
 from grader.results import SubmissionResult
 
 
-def grade_all(sources: list[Path], setup: GradingSetup, jobs: int = 1) -> list[SubmissionResult]:
-    """Grade every source (zip or folder); ``jobs`` > 1 grades that many at once in processes."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+@dataclass(frozen=True)
+class BatchEntry:
+    """One submission's line in a batch's summary (the full result is on disk)."""
 
-    columns = (TextColumn("grading"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[last]}"),
-               TimeRemainingColumn())
-    results: list[SubmissionResult] = []
-    with Progress(*columns, transient=True) as progress:
-        task = progress.add_task("grading", total=len(sources), last="")
-        if jobs <= 1 or len(sources) <= 1:
-            for source in sources:
-                progress.update(task, last=Path(source).name)
-                results.append(grade_submission(source, setup))
-                progress.advance(task)
+    submission_id: str
+    source: str
+    status: str
+    total: float
+    max_total: float
+    seconds: float
+    reused: bool
+    """Taken from an earlier run's result (same cache key), not graded now."""
+    message: str = ""
+
+    @classmethod
+    def of(cls, result: SubmissionResult, reused: bool) -> BatchEntry:
+        first_line = result.message.strip().splitlines()[0] if result.message.strip() else ""
+        return cls(result.submission_id, result.source, result.status, result.total, result.max_total,
+                   result.seconds, reused, first_line if result.status != "graded" else "")
+
+    @property
+    def failed(self) -> bool:
+        """Refused or a grader error: no grading of the work itself happened."""
+        return self.status != "graded"
+
+
+@dataclass(frozen=True)
+class Pending:
+    """A submission to grade now, with its id and the cache key its result will carry."""
+
+    source: Path
+    submission_id: str
+    key: str
+
+
+class DuplicateSubmissions(ValueError):
+    """Two sources of one batch would share a submission id (and so one result file)."""
+
+
+def cores_per_job(jobs: int) -> int:
+    """Cores each of ``jobs`` concurrent submissions gets on this machine (at least one)."""
+    return max(1, len(os.sched_getaffinity(0)) // max(1, jobs))
+
+
+def plan(sources: list[Path], setup: GradingSetup, force: bool = False) -> tuple[list[BatchEntry], list[Pending]]:
+    """Split ``sources`` into results reused from ``setup.out_dir`` and submissions to grade.
+
+    Raises:
+        DuplicateSubmissions: two sources map to one submission id (e.g. a late resubmission
+            exported beside the first); the message names them.
+    """
+    ids = [submission_id(source) for source in sources]
+    repeated = [sid for sid, count in Counter(ids).items() if count > 1]
+    if repeated:
+        clashes = "; ".join(f"{sid}: " + ", ".join(str(s) for s, i in zip(sources, ids) if i == sid)
+                            for sid in repeated)
+        raise DuplicateSubmissions(f"these files would share a submission id, and so one result: {clashes}. "
+                                   "Keep one file per student (e.g. the latest) and grade again.")
+    _remove_stale_temporaries(setup.out_dir / RESULTS_FOLDER)
+    reused, pending = [], []
+    for source, sid in zip(sources, ids):
+        try:
+            key = setup.cache_key(source)
+        except OSError:  # missing or unreadable: graded now, where intake says what is wrong
+            key = ""
+        earlier = None if force or not key else reusable(setup.result_path(sid), key)
+        if earlier is not None:
+            reused.append(BatchEntry.of(earlier, reused=True))
         else:
-            setup.load_baseline()  # computed once here, then read from the cache by every worker
-            with ProcessPoolExecutor(max_workers=jobs) as pool:
-                futures = [pool.submit(grade_submission, source, setup) for source in sources]
-                for future in as_completed(futures):
-                    results.append(future.result())
-                    progress.update(task, advance=1, last=results[-1].submission_id)
-    return results
+            pending.append(Pending(Path(source), sid, key))
+    return reused, pending
+
+
+def _remove_stale_temporaries(results: Path) -> None:
+    """Remove half-written result files (``.<id>.json.<pid>.tmp``) of graders that were killed."""
+    for leftover in results.glob(".*.json.*.tmp"):
+        pid = leftover.name.rsplit(".", 2)[-2]
+        if not (pid.isdigit() and Path(f"/proc/{pid}").exists()):
+            leftover.unlink(missing_ok=True)
+
+
+def grade_all(sources: list[Path], setup: GradingSetup, jobs: int = 1, *, force: bool = False,
+              scheduler: str | None = None, show_progress: bool = True) -> list[BatchEntry]:
+    """Grade what is not graded yet (see the module's notes) and return every source's entry.
+
+    Args:
+        sources: zips or folders; their ids must differ (:func:`plan`).
+        jobs: submissions graded at once in local worker processes (ignored with ``scheduler``).
+        force: regrade even where an earlier result could be reused.
+        scheduler: a dask.distributed scheduler's address; grading happens on its workers.
+        show_progress: draw the progress bar (on standard error).
+    """
+    reused, pending = plan(sources, setup, force)
+    if scheduler is None and jobs > 1 and setup.cores is None:
+        setup = dataclasses.replace(setup, cores=cores_per_job(jobs))
+    graded: list[BatchEntry] = []
+    with BatchProgress(len(pending), enabled=show_progress) as progress:
+        def finished(entry: BatchEntry) -> None:
+            graded.append(entry)
+            progress.finished(entry)
+
+        if scheduler is not None:
+            from grader.cluster import grade_on_cluster
+
+            grade_on_cluster(pending, setup, scheduler, progress.started, finished)
+        elif jobs <= 1 or len(pending) <= 1:
+            for item in pending:
+                progress.started(item)
+                finished(_grade_one(item, setup))
+        else:
+            _grade_in_processes(pending, setup, jobs, progress.started, finished)
+    return reused + graded
+
+
+def _grade_one(item: Pending, setup: GradingSetup) -> BatchEntry:
+    return BatchEntry.of(grade_submission(item.source, setup, item.key), reused=False)
+
+
+def _grade_in_processes(pending: list[Pending], setup: GradingSetup, jobs: int, started, finished) -> None:
+    """Grade ``pending`` in ``jobs`` forked processes, at most ``jobs`` in flight; a broken pool is replaced."""
+    setup.load_baseline()  # computed once here, then read from its cache by every worker
+    queue: Iterator[Pending] = iter(pending)
+    while True:
+        in_flight: dict = {}
+        with ProcessPoolExecutor(max_workers=jobs) as pool:
+            def submit_next() -> None:
+                item = next(queue, None)
+                if item is not None:
+                    in_flight[pool.submit(_grade_one, item, setup)] = item
+                    started(item)
+
+            for _ in range(jobs):
+                submit_next()
+            broken = False
+            while in_flight:
+                done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+                for future in done:
+                    item = in_flight.pop(future)
+                    try:
+                        finished(future.result())
+                    except BrokenProcessPool as error:
+                        broken = True
+                        finished(record_failure(item, setup, error))
+                    else:
+                        if not broken:
+                            submit_next()
+        if not broken:
+            return
+
+
+def record_failure(item: Pending, setup: GradingSetup, error: BaseException) -> BatchEntry:
+    """Write (and return the entry of) a ``grader_error`` result for ``item``, which a worker could not grade."""
+    result = SubmissionResult.from_exception(item.submission_id, str(item.source), error, setup.max_total,
+                                             setup.versions)
+    result.write(setup.out_dir / RESULTS_FOLDER)
+    return BatchEntry.of(result, reused=False)
+
+
+class BatchProgress:
+    """The progress bar: done of total, failed, running, and the time left (rich, on standard error)."""
+
+    def __init__(self, total: int, enabled: bool = True):
+        from rich.console import Console
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                                   TimeRemainingColumn)
+
+        self.running: set[str] = set()
+        self.failed = 0
+        self.enabled = enabled and total > 0
+        self.progress = Progress(TextColumn("grading"), BarColumn(), MofNCompleteColumn(),
+                                 TextColumn("{task.fields[state]}"), TimeElapsedColumn(), TextColumn("left"),
+                                 TimeRemainingColumn(), console=Console(stderr=True), transient=True,
+                                 disable=not self.enabled)
+        self.task = self.progress.add_task("grading", total=total, state=self._state())
+
+    def _state(self) -> str:
+        return f"{self.failed} failed, {len(self.running)} running"
+
+    def started(self, item: Pending) -> None:
+        self.running.add(item.submission_id)
+        self.progress.update(self.task, state=self._state())
+
+    def finished(self, entry: BatchEntry) -> None:
+        self.running.discard(entry.submission_id)
+        if entry.failed:
+            self.failed += 1
+            if self.enabled:
+                self.progress.console.print(f"[red]{entry.status}[/red] {entry.submission_id}: {entry.message}")
+        self.progress.update(self.task, advance=1, state=self._state())
+
+    def __enter__(self) -> BatchProgress:
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.progress.__exit__(*exc)

@@ -1,6 +1,7 @@
 """`grade ...`: the grader's command line (thin: parses, calls the pipeline, prints).
 
-    grade SUBMISSION... [--rubric FILE] [--heldout DIR] [--out DIR] [--jobs N]
+    grade SUBMISSION... [--rubric FILE] [--heldout DIR] [--out DIR] [--jobs N] [--force]
+                        [--scheduler tcp://HOST:PORT]
     grade check PATH            a student's self-check: visible items, public clips
     grade kit --out DIR         the student kit
     grade baseline              compute and cache the reference baseline
@@ -29,14 +30,14 @@ def main(argv: list[str] | None = None) -> int:
     return grade_main(argv)
 
 
-def _common(parser: argparse.ArgumentParser) -> None:
+def _common(parser: argparse.ArgumentParser, jobs_help: str = "processes (default 1)", jobs_default: int = 1) -> None:
     from grader.heldout import DEFAULT_DATA
     from grader.rubric import DEFAULT_RUBRIC
 
     parser.add_argument("--rubric", type=Path, default=DEFAULT_RUBRIC, help="rubric TOML (default: the bundled one)")
     parser.add_argument("--heldout", type=Path, default=DEFAULT_DATA,
                         help="data set folder whose held-out split is graded on (default: the embedded data set)")
-    parser.add_argument("--jobs", type=int, default=1, help="submissions graded at once (default 1)")
+    parser.add_argument("--jobs", type=int, default=jobs_default, help=jobs_help)
 
 
 def grade_main(argv: list[str]) -> int:
@@ -47,20 +48,40 @@ def grade_main(argv: list[str]) -> int:
     parser.add_argument("--out", type=Path, default=Path("out"), help="output folder (default ./out)")
     parser.add_argument("--unsafe-no-sandbox", action="store_true",
                         help="run student code without bubblewrap, with resource limits only (trusted code only)")
+    parser.add_argument("--force", action="store_true",
+                        help="grade every submission again, even those whose result in OUT is up to date (by "
+                        "default a result is reused while the submission, rubric, held-out set and grader "
+                        "are unchanged, so an interrupted batch resumes where it stopped)")
+    parser.add_argument("--scheduler", metavar="tcp://HOST:PORT",
+                        help="grade on the workers of this dask.distributed scheduler instead of local processes; "
+                        "workers need the project (make setup) and the data folder at the same paths as here")
     parser.add_argument("--version", action="version", version=f"grade {__version__}")
-    _common(parser)
+    _common(parser, jobs_help="submissions graded at once in local processes (default: one per core, "
+            f"{_cores()} here)", jobs_default=_cores())
     args = parser.parse_args(argv)
+    if args.jobs < 1:
+        parser.error("--jobs must be at least 1")
     setup = _setup(args, args.out, student_mode=False, allow_unsandboxed=args.unsafe_no_sandbox)
     if setup is None:
         return 2
-    from grader.batch import grade_all
+    from grader.batch import DuplicateSubmissions, grade_all
 
     from grader.report import render_all
 
-    results = grade_all(args.submissions, setup, jobs=args.jobs)
-    _summary(results, setup.out_dir)
+    try:
+        entries = grade_all(args.submissions, setup, jobs=args.jobs, force=args.force, scheduler=args.scheduler)
+    except DuplicateSubmissions as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    _summary(entries, setup.out_dir)
     print(f"class page: {render_all(setup.out_dir, setup.rubric)}")
     return 0
+
+
+def _cores() -> int:
+    import os
+
+    return len(os.sched_getaffinity(0))
 
 
 def check_main(argv: list[str]) -> int:
@@ -79,12 +100,13 @@ def check_main(argv: list[str]) -> int:
     setup = _setup(args, args.out, student_mode=True, allow_unsandboxed=True, split="test")
     if setup is None:
         return 2
+    from grader.batch import BatchEntry
     from grader.pipeline import grade_submission
 
     from grader.report import render_all, student_audience
 
     result = grade_submission(args.path, setup)
-    _summary([result], setup.out_dir)
+    _summary([BatchEntry.of(result, reused=False)], setup.out_dir)
     render_all(setup.out_dir, setup.rubric, audience=student_audience(setup.rubric))
     print(f"your report: {setup.out_dir / 'pages' / (result.submission_id + '.html')}")
     return 0
@@ -218,17 +240,24 @@ def _setup(args, out_dir: Path, *, student_mode: bool, allow_unsandboxed: bool, 
                         out_dir=out_dir.resolve(), student_mode=student_mode, allow_unsandboxed=allow_unsandboxed)
 
 
-def _summary(results, out_dir: Path) -> None:
+def _summary(entries, out_dir: Path) -> None:
+    """The batch's table, failures first, and a line of counts."""
     from rich.console import Console
     from rich.table import Table
 
     table = Table(title=f"Results in {out_dir}")
-    for column in ("submission", "status", "points", "seconds"):
+    for column in ("submission", "status", "points", "seconds", "graded"):
         table.add_column(column, justify="right" if column in ("points", "seconds") else "left")
-    for result in sorted(results, key=lambda r: (r.status == "graded", r.submission_id)):
-        table.add_row(result.submission_id, result.status, f"{result.total:g} / {result.max_total:g}",
-                      f"{result.seconds:.1f}")
-    Console().print(table)
+    for entry in sorted(entries, key=lambda e: (not e.failed, e.submission_id)):
+        status = f"[red]{entry.status}[/red]: {entry.message[:80]}" if entry.failed else entry.status
+        table.add_row(entry.submission_id, status, f"{entry.total:g} / {entry.max_total:g}", f"{entry.seconds:.1f}",
+                      "earlier (reused)" if entry.reused else "now")
+    console = Console()
+    console.print(table)
+    reused = sum(entry.reused for entry in entries)
+    failed = sum(entry.failed for entry in entries)
+    console.print(f"{len(entries) - reused} graded now, {reused} reused from earlier results"
+                  f"{' (--force grades them again)' if reused else ''}, {failed} failed")
 
 
 if __name__ == "__main__":

@@ -62,6 +62,9 @@ class CheckContext:
     """``OUT/media/<submission id>``: audio the report plays is copied here."""
     out_root: Path
     allow_unsandboxed: bool = False
+    cores: int | None = None
+    """Processes the grader's own work on this submission may use (a batch divides the machine); None: no cap.
+    Student code's threads are the rubric's ``cpu_threads`` whatever this is, so results never depend on it."""
     runs: list[RunEntry] = field(default_factory=list)
     listen: list[ListenClip] = field(default_factory=list)
     samples: list[HandedInSample] = field(default_factory=list)
@@ -81,6 +84,10 @@ class CheckContext:
         shutil.copytree(self.submission.work_dir, workdir, symlinks=True)
         (workdir / OUTPUT_FOLDER).mkdir()
         return workdir
+
+    def processes(self, wanted: int) -> int:
+        """How many processes a check may use for its own work (scoring) when it would like ``wanted``."""
+        return max(1, wanted if self.cores is None else min(wanted, self.cores))
 
     def run_command(self, item: Item, purpose: str, command: str, workdir: Path,
                     inputs: dict[str, Path]) -> sandbox.RunResult:

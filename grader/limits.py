@@ -78,6 +78,8 @@ class RunLimits(_Limits):
         600.0, gt=0, description="Time one notebook cell may run (nbclient's per-cell timeout).",
     )
     cpu_threads: int = Field(
-        2, gt=0,
-        description="Threads numerical libraries start (OMP_NUM_THREADS, MKL, OpenBLAS, numba, torch).",
+        1, gt=0,
+        description="Threads numerical libraries start (OMP_NUM_THREADS, MKL, OpenBLAS, numba, torch). One by "
+        "default: outputs then never depend on how many submissions a batch grades at once (a parallel sum "
+        "rounds differently), and N jobs fill N cores without oversubscribing them.",
     )

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from grader.cache import cache_key, content_digest
 from grader.checks.quiz import AnswersError, grade_quiz, read_answers
 from grader.context import CheckContext, Outcome
 from grader.discovery import discover
@@ -22,6 +23,7 @@ from grader.intake import IntakeRefused, submission_id, unpack
 from grader.results import ItemResult, QuestionOutcome, SubmissionResult, Versions, utc_now
 from grader.rubric import Item, Rubric
 from grader.scoring import Baseline
+from reference.parallel import one_blas_thread
 
 RESULTS_FOLDER = "results"
 MEDIA_FOLDER = "media"
@@ -38,6 +40,18 @@ class GradingSetup:
     student_mode: bool = False
     """``grade check``: visible items only, and no answer key in the result."""
     allow_unsandboxed: bool = False
+    cores: int | None = None
+    """Processes the grader's own checks may use per submission (scoring); a batch of N jobs gives each
+    its share of the machine. None: as each check asks. Never changes a result, only its speed."""
+
+    def cache_key(self, source: str | Path) -> str:
+        """The key a result of ``source`` graded with this setup carries (:mod:`grader.cache`)."""
+        return cache_key(content_digest(source), self.rubric.model_dump_json(), self.heldout.digest,
+                         student_mode=self.student_mode, allow_unsandboxed=self.allow_unsandboxed)
+
+    def result_path(self, submission_id: str) -> Path:
+        """Where the result of ``submission_id`` is written."""
+        return self.out_dir / RESULTS_FOLDER / f"{submission_id}.json"
 
     @property
     def versions(self) -> Versions:
@@ -57,20 +71,30 @@ class GradingSetup:
         return sum(i.points for i in self.items()) + quiz
 
 
-def grade_submission(source: str | Path, setup: GradingSetup) -> SubmissionResult:
-    """Grade ``source`` (a zip or a folder) and write ``OUT/results/<id>.json``; never raises for the submission."""
+def grade_submission(source: str | Path, setup: GradingSetup, key: str | None = None) -> SubmissionResult:
+    """Grade ``source`` (a zip or a folder) and write ``OUT/results/<id>.json``; never raises for the submission.
+
+    ``key``: the result's cache key, when the caller has computed it already (else computed here).
+    """
     source = Path(source)
     sid = submission_id(source)
+    if key is None:
+        try:
+            key = setup.cache_key(source)
+        except OSError:  # unreadable: intake refuses it below, and an empty key is never reused
+            key = ""
     started, started_at = time.perf_counter(), utc_now()
     with tempfile.TemporaryDirectory(prefix=f"grade-{sid}-") as scratch:
         try:
-            result = _grade(source, sid, setup, Path(scratch))
+            with one_blas_thread():  # the same sums in any process, however its BLAS was set up (a dask worker's is 1)
+                result = _grade(source, sid, setup, Path(scratch))
         except IntakeRefused as refusal:
             result = SubmissionResult.refused(sid, str(source), refusal.reason, setup.max_total, setup.versions)
         except Exception as error:  # the grader's own failure: recorded, never fatal to a batch
             result = SubmissionResult.from_exception(sid, str(source), error, setup.max_total, setup.versions)
     result.started_at, result.finished_at = started_at, utc_now()
     result.seconds = round(time.perf_counter() - started, 3)
+    result.cache_key = key
     result.write(setup.out_dir / RESULTS_FOLDER)
     return result
 
@@ -84,7 +108,7 @@ def _grade(source: Path, sid: str, setup: GradingSetup, scratch: Path) -> Submis
     shutil.rmtree(media, ignore_errors=True)
     ctx = CheckContext(submission=submission, discovery=discovery, rubric=setup.rubric, heldout=setup.heldout,
                        load_baseline=setup.load_baseline, scratch=scratch, media_dir=media,
-                       out_root=setup.out_dir, allow_unsandboxed=setup.allow_unsandboxed)
+                       out_root=setup.out_dir, allow_unsandboxed=setup.allow_unsandboxed, cores=setup.cores)
     checks_started = time.perf_counter()
     items = [_run_item(ctx, item) for item in setup.items()]
     quiz = _quiz(ctx, setup)

@@ -118,6 +118,8 @@ class SubmissionResult(_Model):
     timings: dict[str, float] = Field(default_factory=dict, description="Seconds by phase: intake (unpack and "
                                       "discovery), student_code (sandboxed runs), grader (checks and scoring, "
                                       "without student code).")
+    cache_key: str = Field("", description="What this result was graded from (grader.cache): a later run "
+                           "with the same key reuses it instead of grading again.")
 
     @classmethod
     def refused(cls, submission_id: str, source: str, reason: str, max_total: float, versions: Versions) -> "SubmissionResult":
@@ -136,6 +138,12 @@ class SubmissionResult(_Model):
                                                     "started_at": utc_now()}
         base.update(status="grader_error", message=f"the grader failed: {error!r}\n{detail}", finished_at=utc_now())
         return cls.model_validate(base)
+
+    def media_files(self) -> list[str]:
+        """The audio files this result names, relative to the output folder."""
+        listened = [path for clip in self.listen
+                    for path in (clip.truth, clip.reference, clip.student, clip.griffin_lim) if path]
+        return listened + [sample.audio for sample in self.samples if sample.audio]
 
     def write(self, folder: str | os.PathLike) -> Path:
         """Write ``folder/<submission_id>.json`` atomically and return its path."""

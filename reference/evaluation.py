@@ -66,6 +66,10 @@ INTRUSIVE_METRICS = ("pesq_wb", "pesq_nb", "snr", "seg_snr", "si_sdr", "stoi", "
 OPTIONAL_METRICS = ("mcd_dtw", "dnsmos")
 """Also available by name: DTW-aligned MCD (costly) and DNSMOS (needs no reference)."""
 REFERENCE_FREE_METRICS = frozenset({"dnsmos"})
+METRIC_DECIMALS = 9
+"""Clip scores are rounded to this many decimals: far finer than any metric means, and coarser
+than the last-bit differences the same audio can get in another process (numpy's vectorised
+sums depend on memory alignment), so a clip scores the same wherever it is scored."""
 MAX_COSTLY_SECONDS = 60.0
 """Longest clip, in seconds, for which metrics other than SNR, segmental SNR and SI-SDR are computed."""
 MCD_COEFFICIENTS = 25
@@ -421,7 +425,7 @@ def score_pair(name: str, ref: Audio | None, deg: Audio, sr: int = SAMPLE_RATE,
             value = METRIC_FUNCTIONS[metric](ref_wav, deg_wav, sr)
             if not math.isfinite(value):
                 raise MetricUnavailable(f"{metric} came out as {value} for this clip")
-            row.values[metric] = value
+            row.values[metric] = round(float(value), METRIC_DECIMALS)
         except MetricUnavailable as exc:
             row.reasons[metric] = str(exc)
         except Exception as exc:  # a library's own failure on odd audio must not stop the batch
@@ -540,7 +544,8 @@ def aggregate(rows: Sequence[ClipScores | dict], metrics: Sequence[str] | None =
         entry = {"n": int(values.size), "missing": len(rows) - int(values.size), "mean": None, "median": None,
                  "ci_low": None, "ci_high": None, "reasons": dict(reasons.most_common())}
         if values.size:
-            entry["mean"], entry["median"] = float(np.mean(values)), float(np.median(values))
+            # fsum: exactly rounded, so the mean does not depend on the order or layout of the values either
+            entry["mean"], entry["median"] = math.fsum(values) / values.size, float(np.median(values))
         if values.size >= 2:
             interval = bootstrap((values,), np.mean, confidence_level=confidence, n_resamples=n_resamples,
                                  method="percentile", rng=np.random.default_rng(seed)).confidence_interval

@@ -28,7 +28,7 @@ def check(ctx: CheckContext, item: Item) -> Outcome:
     clips = read_clips(entry.out_dir.parent, OUTPUT_FOLDER, names)
     usable = [c for c in clips if c.usable]
     rows = score_pairs([(ctx.heldout.truth(c.name), c.path) for c in usable], names=[c.name for c in usable],
-                       jobs=int(item.params.get("jobs", 2)))
+                       jobs=ctx.processes(int(item.params.get("jobs", 2))))
     baseline = ctx.baseline
     scored = {row.name: row.to_dict() for row in rows}
     floor_rows = {row["name"]: row for row in baseline.rows["floor"]}
