@@ -49,7 +49,7 @@ examples: setup data  ## build the example submissions (submissions/*.zip) from 
 
 demo: setup data examples  ## set up, build the examples, grade them all, print where the class page is
 	$(PY) -m reference data summary $(DATA)
-	$(VENV)/bin/grade submissions/*.zip --out out/demo --jobs 2
+	$(VENV)/bin/grade submissions/*.zip --out out/demo
 
 test: setup data  ## the test suite (under 10 minutes on 2 cores)
 	$(PY) -m pytest -q
@@ -58,7 +58,7 @@ reference: setup data  ## retrain the committed checkpoints (reference/checkpoin
 	$(PY) -m reference train wavenet --data $(DATA) --out reference/checkpoints --minutes 30 --seed 0 --validate-every 50 --checkpoint-every 100 --no-progress
 	$(PY) -m reference train vae --data $(DATA) --out reference/checkpoints --minutes 5 --seed 0 --validate-every 500 --no-progress
 
-bench: setup data  ## every benchmark in bench/, each printing ratios against its own baseline
+bench: setup data examples  ## every benchmark in bench/, each printing ratios against its own baseline
 	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
 clean:  ## remove what the build made (keeps the Debian packages)

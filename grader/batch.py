@@ -30,7 +30,8 @@ from typing import Iterator
 
 from grader.cache import reusable
 from grader.intake import submission_id
-from grader.pipeline import RESULTS_FOLDER, GradingSetup, grade_submission
+from grader.pipeline import RESULTS_FOLDER, GradingSetup, grade_submission, warm_up
+from grader.report.spectrograms import draw_spectrograms
 from grader.results import SubmissionResult
 
 
@@ -149,12 +150,15 @@ def grade_all(sources: list[Path], setup: GradingSetup, jobs: int = 1, *, force:
 
 
 def _grade_one(item: Pending, setup: GradingSetup) -> BatchEntry:
-    return BatchEntry.of(grade_submission(item.source, setup, item.key), reused=False)
+    """Grade one submission here, and draw its spectrograms (so the report at the end only links them)."""
+    result = grade_submission(item.source, setup, item.key)
+    draw_spectrograms(result, setup.out_dir)
+    return BatchEntry.of(result, reused=False)
 
 
 def _grade_in_processes(pending: list[Pending], setup: GradingSetup, jobs: int, started, finished) -> None:
     """Grade ``pending`` in ``jobs`` forked processes, at most ``jobs`` in flight; a broken pool is replaced."""
-    setup.load_baseline()  # computed once here, then read from its cache by every worker
+    warm_up(setup)  # once here, inherited by every forked worker
     queue: Iterator[Pending] = iter(pending)
     while True:
         in_flight: dict = {}

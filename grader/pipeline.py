@@ -71,6 +71,20 @@ class GradingSetup:
         return sum(i.points for i in self.items()) + quiz
 
 
+def warm_up(setup: GradingSetup) -> None:
+    """Load what grading any submission needs once (the checks' modules and libraries, numba's compiled
+    code, the baseline), so that processes forked afterwards start with it instead of loading it each."""
+    import numpy as np
+
+    from reference.preprocess import logmel, mfcc
+
+    for item in setup.items():
+        importlib.import_module(f"grader.checks.{item.check}")
+    second = np.zeros(16000, dtype=np.float32)
+    mfcc(second), logmel(second)
+    setup.load_baseline()
+
+
 def grade_submission(source: str | Path, setup: GradingSetup, key: str | None = None) -> SubmissionResult:
     """Grade ``source`` (a zip or a folder) and write ``OUT/results/<id>.json``; never raises for the submission.
 

@@ -184,3 +184,25 @@ def test_a_dask_cluster_grades_the_same(classroom, serial):
     media = sorted(p.relative_to(root / "dask").as_posix() for p in (root / "dask" / "media").rglob("*.wav"))
     assert media == sorted(p.relative_to(serial[0]).as_posix() for p in (serial[0] / "media").rglob("*.wav"))
     assert media  # the listening clips came back from the workers
+
+
+def test_memory_stays_flat_with_the_size_of_the_batch(classroom, tmp_path):
+    """The batch keeps a one-line entry per submission, never the submissions or their results."""
+    import tracemalloc
+
+    root, sources, setup = classroom
+    peaks = {}
+    for count in (20, 200):
+        folder = tmp_path / str(count)
+        folder.mkdir()
+        files = []
+        for index in range(count):  # refused at once (not zips): the batch's own costs, not grading's
+            files.append(folder / f"s{index:03d}_{count}_1_hw3.zip")
+            files[-1].write_bytes(os.urandom(100_000))
+        tracemalloc.start()
+        entries = grade_all(files, setup(f"flat-{count}"), jobs=1, show_progress=False)
+        peaks[count] = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        assert len(entries) == count and all(entry.status == "refused" for entry in entries)
+    # 200 submissions of 100 kB each would be 20 MB if they were kept; an entry is a few hundred bytes
+    assert peaks[200] < peaks[20] + 1_000_000, peaks

@@ -35,13 +35,12 @@ from urllib.parse import quote
 
 import jinja2
 
-from grader.report.spectrograms import LOG_MAX, LOG_MIN, spectrogram_png
+from grader.report.spectrograms import LOG_MAX, LOG_MIN, SPECTROGRAM_FOLDER, spectrogram_png
 from grader.results import ItemResult, SubmissionResult
 from grader.rubric import Rubric
 
 TEMPLATES = Path(__file__).parent / "templates"
 PAGES_FOLDER = "pages"
-SPECTROGRAM_FOLDER = "spectrograms"
 CLASS_PAGE = "index.html"
 VISIBILITIES = ("visible", "hidden", "after_due_date", "after_published")
 QUIZ_CHECKLIST = "Check for understanding"

@@ -19,7 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
+from grader.results import SubmissionResult
 from reference.preprocess import AudioLoadError, LogMelParams, load_audio, logmel
+
+SPECTROGRAM_FOLDER = "spectrograms"
+"""Folder of an output folder where the pictures are cached by content."""
 
 PARAMS = LogMelParams()
 LOG_MIN = math.log(PARAMS.clamp)
@@ -78,6 +82,14 @@ def spectrogram_png(audio: str | os.PathLike, cache_dir: str | os.PathLike) -> S
     tmp.write_bytes(png)
     os.replace(tmp, target)
     return Spectrogram(target)
+
+
+def draw_spectrograms(result: SubmissionResult, out_dir: str | os.PathLike) -> None:
+    """Draw the pictures of every audio file ``result`` names into ``out_dir``'s cache (where the
+    report looks for them); a batch does it in its workers, so the report at the end only links them."""
+    out_dir = Path(out_dir)
+    for media in result.media_files():
+        spectrogram_png(out_dir / media, out_dir / SPECTROGRAM_FOLDER)
 
 
 def draw(mel: np.ndarray) -> bytes:

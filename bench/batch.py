@@ -1,0 +1,127 @@
+"""Batch grading at class scale: throughput with --jobs 1 and --jobs 2, and a cached regrade.
+
+A class of ``--count`` submissions (40 by default) is made from the example zips
+(``make examples``): copies of each, every copy with one extra file of its own, so
+no two share content and none is a cache hit. The class is graded three times, in one
+run, by the ``grade`` command as an instructor runs it (report pages included):
+
+1. ``--jobs 1`` into a fresh output folder;
+2. ``--jobs 2`` into another fresh output folder;
+3. ``--jobs 2`` again into the second folder, nothing changed: every result reused.
+
+Printed: throughput (submissions per minute), parallel efficiency (the speed-up of 2
+jobs over 1, divided by 2), the grader's own time per submission (the wall time of
+pass 1 minus the time student code ran in the sandbox, over the class: intake, checks,
+scoring, reports, process start), the cached regrade's speed-up over pass 2, and a
+check that passes 1 and 2 gave the same results. Goals: efficiency >= 0.85 on 2 cores;
+own time <= 0.5 s per submission; cached regrade >= 50x faster than the first pass.
+
+Student code runs single-threaded in every pass (the rubric's ``cpu_threads = 1``),
+so the ratio measures the batch's own scaling. The default examples are the quick
+ones (``partial``, ``broken``, ``vae-only``: about 10 s each); ``--examples`` picks
+others (``reference-solution`` takes about a minute, ``misbehaving`` four, by design).
+
+    .venv/bin/python bench/batch.py [--count 40] [--examples partial broken vae-only]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+
+from reference import PROJECT_ROOT
+
+EXAMPLES = PROJECT_ROOT / "submissions"
+GOALS = {"efficiency": 0.85, "own_seconds": 0.5, "cached_speedup": 50.0}
+VARYING = {"started_at", "finished_at", "seconds", "timings", "source"}
+
+
+def make_class(folder: Path, examples: list[str], count: int) -> list[Path]:
+    """``count`` zips cycling through ``examples``, each with a file of its own (so none is a cache hit)."""
+    zips = []
+    for index in range(count):
+        example = examples[index % len(examples)]
+        source = EXAMPLES / f"{example}.zip"
+        if not source.is_file():
+            raise SystemExit(f"{source} is missing: run `make examples` first")
+        target = folder / f"{example}-{index:03d}.zip"
+        shutil.copyfile(source, target)
+        with zipfile.ZipFile(target, "a") as archive:
+            archive.writestr("bench-variant.txt", f"copy {index} of {example}\n")
+        zips.append(target)
+    return zips
+
+
+def grade(zips: list[Path], out_dir: Path, jobs: int) -> float:
+    """Run the ``grade`` command on ``zips``; its wall seconds."""
+    started = time.perf_counter()
+    completed = subprocess.run([str(PROJECT_ROOT / ".venv" / "bin" / "grade"), *map(str, zips), "--out", str(out_dir),
+                                "--jobs", str(jobs)], capture_output=True, text=True)
+    seconds = time.perf_counter() - started
+    if completed.returncode != 0:
+        raise SystemExit(f"grade --jobs {jobs} failed:\n{completed.stderr[-3000:]}")
+    return seconds
+
+
+def results(out_dir: Path) -> dict[str, dict]:
+    return {path.stem: json.loads(path.read_text()) for path in sorted((out_dir / "results").glob("*.json"))}
+
+
+def comparable(result: dict) -> dict:
+    """A result without what says when or how fast."""
+    kept = {k: v for k, v in result.items() if k not in VARYING}
+    kept["items"] = [{k: v for k, v in item.items() if k != "seconds"} for item in kept["items"]]
+    kept["runs"] = [{**run, "result": {k: v for k, v in run["result"].items()
+                                       if k not in ("wall_seconds", "cpu_seconds", "peak_memory_bytes")}}
+                    for run in kept["runs"]]
+    return kept
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, default=40, help="submissions in the class (default 40)")
+    parser.add_argument("--examples", nargs="+", default=["partial", "broken", "vae-only"],
+                        help="example zips (names in submissions/) the class is made of")
+    args = parser.parse_args()
+    print("load average before: " + " ".join(f"{load:.2f}" for load in os.getloadavg()))
+    with tempfile.TemporaryDirectory(prefix="bench-batch-") as scratch:
+        scratch = Path(scratch)
+        (scratch / "class").mkdir()
+        zips = make_class(scratch / "class", args.examples, args.count)
+        grade(zips[:1], scratch / "warm-up", jobs=1)  # the held-out set and baseline caches, once
+        one = grade(zips, scratch / "jobs-1", jobs=1)
+        two = grade(zips, scratch / "jobs-2", jobs=2)
+        cached = grade(zips, scratch / "jobs-2", jobs=2)
+        first, second = results(scratch / "jobs-1"), results(scratch / "jobs-2")
+    count = len(zips)
+    student_code = sum(r["timings"].get("student_code", 0.0) for r in first.values())
+    in_results = sum(r["timings"].get("intake", 0.0) + r["timings"].get("grader", 0.0) for r in first.values())
+    efficiency = one / (2 * two)
+    own = (one - student_code) / count
+    speedup = two / cached
+    same = {k: comparable(v) for k, v in first.items()} == {k: comparable(v) for k, v in second.items()}
+    print(f"class: {count} submissions ({', '.join(args.examples)}), {student_code:.0f} s of student code in all")
+    print(f"--jobs 1: {one:7.1f} s  {60 * count / one:6.1f} submissions/min")
+    print(f"--jobs 2: {two:7.1f} s  {60 * count / two:6.1f} submissions/min  speed-up {one / two:.2f}x  "
+          f"parallel efficiency {efficiency:.2f} (goal >= {GOALS['efficiency']})")
+    print(f"grader's own time per submission: {own:.2f} s (goal <= {GOALS['own_seconds']}); of which "
+          f"intake, checks and scoring {in_results / count:.2f} s, the rest reports and process start")
+    print(f"cached regrade: {cached:.2f} s, {speedup:.0f}x faster than the first --jobs 2 pass "
+          f"(goal >= {GOALS['cached_speedup']:.0f}x)")
+    print(f"--jobs 1 and --jobs 2 results identical: {same}")
+    print("load average after: " + " ".join(f"{load:.2f}" for load in os.getloadavg()))
+    met = (efficiency >= GOALS["efficiency"], own <= GOALS["own_seconds"], speedup >= GOALS["cached_speedup"], same)
+    print("goals: " + ", ".join(f"{name} {'met' if ok else 'NOT met'}" for name, ok in
+                                zip(("efficiency", "own time", "cached regrade", "identical results"), met)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
