@@ -96,10 +96,7 @@ def plan(sources: list[Path], setup: GradingSetup, force: bool = False) -> tuple
     _remove_stale_temporaries(setup.out_dir / RESULTS_FOLDER)
     reused, pending = [], []
     for source, sid in zip(sources, ids):
-        try:
-            key = setup.cache_key(source)
-        except OSError:  # missing or unreadable: graded now, where intake says what is wrong
-            key = ""
+        key = setup.cache_key(source)
         earlier = None if force or not key else reusable(setup.result_path(sid), key)
         if earlier is not None:
             reused.append(BatchEntry.of(earlier, reused=True))

@@ -45,8 +45,13 @@ class GradingSetup:
     its share of the machine. None: as each check asks. Never changes a result, only its speed."""
 
     def cache_key(self, source: str | Path) -> str:
-        """The key a result of ``source`` graded with this setup carries (:mod:`grader.cache`)."""
-        return cache_key(content_digest(source), self.rubric.model_dump_json(), self.heldout.digest,
+        """The key a result of ``source`` graded with this setup carries (:mod:`grader.cache`); "" (never
+        reused) where ``source`` cannot be read: intake then says what is wrong with it."""
+        try:
+            content = content_digest(source)
+        except OSError:
+            return ""
+        return cache_key(content, self.rubric.model_dump_json(), self.heldout.digest,
                          student_mode=self.student_mode, allow_unsandboxed=self.allow_unsandboxed)
 
     def result_path(self, submission_id: str) -> Path:
@@ -92,11 +97,7 @@ def grade_submission(source: str | Path, setup: GradingSetup, key: str | None = 
     """
     source = Path(source)
     sid = submission_id(source)
-    if key is None:
-        try:
-            key = setup.cache_key(source)
-        except OSError:  # unreadable: intake refuses it below, and an empty key is never reused
-            key = ""
+    key = setup.cache_key(source) if key is None else key
     started, started_at = time.perf_counter(), utc_now()
     with tempfile.TemporaryDirectory(prefix=f"grade-{sid}-") as scratch:
         try:
