@@ -31,7 +31,7 @@ from typing import Iterator
 from grader.cache import reusable
 from grader.intake import submission_id
 from grader.pipeline import RESULTS_FOLDER, GradingSetup, grade_submission, warm_up
-from grader.report.spectrograms import draw_spectrograms
+from grader.report.spectrograms import draw_spectrograms, warm_up_drawing
 from grader.results import SubmissionResult
 
 
@@ -156,6 +156,7 @@ def _grade_one(item: Pending, setup: GradingSetup) -> BatchEntry:
 def _grade_in_processes(pending: list[Pending], setup: GradingSetup, jobs: int, started, finished) -> None:
     """Grade ``pending`` in ``jobs`` forked processes, at most ``jobs`` in flight; a broken pool is replaced."""
     warm_up(setup)  # once here, inherited by every forked worker
+    warm_up_drawing()
     queue: Iterator[Pending] = iter(pending)
     while True:
         in_flight: dict = {}

@@ -48,7 +48,7 @@ GUESSED_COMMANDS = {
 }
 _FLAGS = {"reconstruct": ("--mel-dir", "--out-dir"), "sample": ("--num", "--seed", "--out-dir")}
 _MAX_SOURCE_BYTES = 2_000_000  # larger .py files are data, not code worth parsing
-_UNPARSABLE = (SyntaxError, ValueError, RecursionError, MemoryError)
+UNPARSABLE = (SyntaxError, ValueError, RecursionError, MemoryError)
 """What Python's parsers raise on a hostile file (deep nesting raises the last two)."""
 Status = Literal["declared", "guessed", "missing"]
 
@@ -183,7 +183,7 @@ class _Code:
             try:
                 source = path.read_bytes() if path.stat().st_size <= _MAX_SOURCE_BYTES else None
                 self._trees[relative] = ast.parse(source, relative) if source is not None else None
-            except (*_UNPARSABLE, OSError):
+            except (*UNPARSABLE, OSError):
                 self._trees[relative] = None
         return self._trees[relative]
 
@@ -205,7 +205,7 @@ class _Code:
         """Names of the functions defined at the top level of a notebook's code cells."""
         try:
             cells = json.loads((self.work_dir / relative).read_text(encoding="utf-8")).get("cells", [])
-        except (*_UNPARSABLE, OSError, AttributeError):
+        except (*UNPARSABLE, OSError, AttributeError):
             return []
         names = []
         for cell in cells if isinstance(cells, list) else []:
@@ -215,7 +215,7 @@ class _Code:
                 source = "\n".join(line for line in source.splitlines() if not line.lstrip().startswith(("%", "!")))
                 try:
                     tree = ast.parse(source)
-                except _UNPARSABLE:
+                except UNPARSABLE:
                     continue
                 names += [n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
         return names

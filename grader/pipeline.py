@@ -78,7 +78,14 @@ class GradingSetup:
 
 def warm_up(setup: GradingSetup) -> None:
     """Load what grading any submission needs once (the checks' modules and libraries, numba's compiled
-    code, the baseline), so that processes forked afterwards start with it instead of loading it each."""
+    code, the baseline), so that processes forked afterwards start with it instead of loading it each.
+
+    What is loaded then lives as long as the process, so it is moved out of the garbage collector's
+    sight (:func:`gc.freeze`): a full collection walks only what grading makes (about 0.1 s less each),
+    and forked processes do not copy the pages the collector would otherwise touch.
+    """
+    import gc
+
     import numpy as np
 
     from reference.preprocess import logmel, mfcc
@@ -88,6 +95,7 @@ def warm_up(setup: GradingSetup) -> None:
     second = np.zeros(16000, dtype=np.float32)
     mfcc(second), logmel(second)
     setup.load_baseline()
+    gc.freeze()
 
 
 def grade_submission(source: str | Path, setup: GradingSetup, key: str | None = None) -> SubmissionResult:

@@ -283,25 +283,54 @@ class Novelty:
         return self.duplicate_of is not None
 
 
-def max_normalised_correlation(a: np.ndarray, b: np.ndarray, min_energy_ratio: float = 0.1) -> float:
-    """Largest normalised cross-correlation of two waveforms over every lag, in [0, 1].
+def max_normalised_correlations(wav: np.ndarray, others: Sequence[np.ndarray],
+                                min_energy_ratio: float = 0.1) -> list[float]:
+    """For each of ``others``: the largest normalised cross-correlation with ``wav`` over every lag, in [0, 1].
 
-    The shorter clip slides along the longer (zero-padded at both ends); at each lag the
-    correlation is divided by the shorter's norm and by the norm of the longer's part
-    under it, so a copy that was cut, shifted, scaled or inverted scores about 1. Lags
-    where that part holds less than ``min_energy_ratio`` of the shorter's energy are
-    skipped (faint windows would make any shape look alike).
+    The shorter clip of each pair slides along the longer (zero-padded at both ends); at
+    each lag the correlation is divided by the shorter's norm and by the norm of the
+    longer's part under it, so a copy that was cut, shifted, scaled or inverted scores
+    about 1. Lags where that part holds less than ``min_energy_ratio`` of the shorter's
+    energy are skipped (faint windows would make any shape look alike).
+
+    Args:
+        wav: (samples,) the clip compared with every one of ``others``; its spectrum is
+            computed once for all of them.
+        others: clips (samples,), of any lengths.
     """
-    from scipy.signal import correlate
+    from scipy.fft import irfft, next_fast_len, rfft
 
-    short, long = sorted((a.astype(np.float64), b.astype(np.float64)), key=len)
+    if not others:
+        return []
+    wav = wav.astype(np.float64)
+    size = next_fast_len(len(wav) + max(len(other) for other in others) - 1, real=True)
+    spectrum = rfft(wav, size)
+    wav_energies = np.concatenate([[0.0], np.cumsum(wav**2)])
+    correlations = []
+    for other in others:
+        other = other.astype(np.float64)
+        other_spectrum = rfft(other, size)
+        if len(wav) >= len(other):
+            short, long_energies, circular = other, wav_energies, irfft(spectrum * np.conj(other_spectrum), size)
+        else:
+            short, long_energies = wav, np.concatenate([[0.0], np.cumsum(other**2)])
+            circular = irfft(other_spectrum * np.conj(spectrum), size)
+        correlations.append(_best_lag(circular, short, long_energies, min_energy_ratio))
+    return correlations
+
+
+def _best_lag(circular: np.ndarray, short: np.ndarray, long_energies: np.ndarray, min_energy_ratio: float) -> float:
+    """The best normalised correlation from ``circular``, the circular cross-correlation (length >= both clips'
+    together) ``c[k] = sum_m long[m + k] * short[m]``, and ``long_energies``, the long clip's cumulative energy
+    with a 0 in front."""
     short_energy = float(np.sum(short**2))
     if short_energy == 0.0:
         return 0.0
-    padded = np.pad(long, len(short) - 1)
-    products = correlate(padded, short, mode="valid", method="fft")
-    cumulative = np.concatenate([[0.0], np.cumsum(padded**2)])
-    window_energy = cumulative[len(short):] - cumulative[: -len(short)]
+    n_short, n_long = len(short), len(long_energies) - 1
+    # lags -(n_short - 1) .. n_long - 1, as in a "full" correlation
+    products = np.concatenate([circular[len(circular) - (n_short - 1):], circular[:n_long]])
+    ends = np.arange(1, n_long + n_short)  # the long clip's samples under the short at each lag: [end - n_short, end)
+    window_energy = long_energies[np.minimum(ends, n_long)] - long_energies[np.maximum(ends - n_short, 0)]
     usable = window_energy >= min_energy_ratio * short_energy
     if not np.any(usable):
         return 0.0
@@ -314,7 +343,7 @@ def novelty(samples: Sequence[Audio], training: TrainingIndex | Sequence[Audio],
     """How far each sample is from the training set, and whether it copies a training clip.
 
     The ``candidates`` training clips nearest in embedding are compared with the sample
-    waveform by :func:`max_normalised_correlation`; a correlation of at least
+    waveform by :func:`max_normalised_correlations`; a correlation of at least
     ``duplicate_correlation`` flags a near-duplicate. A pitch-shifted or time-stretched
     copy is not caught.
 
@@ -331,7 +360,7 @@ def novelty(samples: Sequence[Audio], training: TrainingIndex | Sequence[Audio],
         wav = _wave(sample)
         distances = np.linalg.norm(index.embeddings - clip_embedding(wav), axis=1)
         closest = np.argsort(distances)[:candidates]
-        correlations = [max_normalised_correlation(wav, _wave(index.clips[k])) for k in closest]
+        correlations = max_normalised_correlations(wav, [_wave(index.clips[k]) for k in closest])
         best = int(np.argmax(correlations))
         results.append(Novelty(
             nearest=int(closest[0]), distance=float(distances[closest[0]]), correlation=correlations[best],

@@ -331,3 +331,25 @@ def test_novelty_flags_altered_copies_of_training_clips_and_nothing_else(fsdd_di
     results = eu.novelty(distinct, training)
     assert not any(r.near_duplicate for r in results)
     assert min(r.distance for r in results) > 1.0 and max(r.correlation for r in results) < eu.DUPLICATE_CORRELATION
+
+
+def test_normalised_correlation_equals_the_sum_at_every_lag():
+    """Against the definition, summed lag by lag: the shorter clip over the zero-padded longer one."""
+    def by_definition(a, b, min_energy_ratio=0.1):
+        short, long = sorted((a, b), key=len)
+        padded = np.pad(long, len(short) - 1)
+        best = 0.0
+        for start in range(len(padded) - len(short) + 1):
+            window = padded[start:start + len(short)]
+            if np.sum(window**2) >= min_energy_ratio * np.sum(short**2) > 0:
+                best = max(best, abs(window @ short) / np.sqrt(np.sum(short**2) * np.sum(window**2)))
+        return min(1.0, best)
+
+    rng = np.random.default_rng(3)
+    wav = rng.standard_normal(300) * np.linspace(0, 1, 300)
+    others = [rng.standard_normal(40), rng.standard_normal(700), -0.2 * wav[50:120], np.zeros(30), wav[:1],
+              np.concatenate([np.zeros(500), wav])]
+    found = eu.max_normalised_correlations(wav, others)
+    assert found == pytest.approx([by_definition(wav, other) for other in others], abs=1e-12)
+    assert found[2] == pytest.approx(1.0) and found[3] == 0.0 and found[5] == pytest.approx(1.0)
+    assert eu.max_normalised_correlations(wav, []) == []

@@ -49,3 +49,13 @@ def test_notebook_cells_and_unparsable_files(tmp_path):
     evidence = find_evidence(units)
     assert [(f.file, f.line) for f in evidence["librosa_mfcc"]] == [("work.ipynb[cell 2]", 4)]
     assert evidence["pesq_or_snr"][0].what == "pesq() (file does not parse)"
+
+
+def test_hostile_nesting_is_searched_as_text_and_long_chains_are_read():
+    too_deep = "librosa.load(path)\nx = " + "-" * 100_000 + "1\n"  # the parser gives up (MemoryError)
+    evidence = find_evidence([CodeUnit("deep.py", too_deep)])
+    assert [f.what for f in evidence["librosa_load"]] == ["librosa.load (file does not parse)"]
+    long_chain = "x = " + "a." * 900 + "feature.mfcc(y=y)\n"  # parses; deeper than Python's recursion limit allows
+    assert [f.what for f in find_evidence([CodeUnit("chain.py", long_chain)])["librosa_mfcc"]] == ["librosa.feature.mfcc"]
+    many_sums = "y = x" + " + 0.01 * np.random.randn(n)" * 800 + "\n"
+    assert len(find_evidence([CodeUnit("sums.py", many_sums)])["augmentation"]) == 800

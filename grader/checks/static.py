@@ -13,6 +13,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from grader.discovery import UNPARSABLE
+
 EVIDENCE = {
     "librosa_load": "audio loaded with librosa.load (or soundfile / torchaudio)",
     "librosa_mfcc": "MFCCs extracted with librosa.feature.mfcc (or torchaudio's MFCC)",
@@ -106,7 +108,7 @@ def find_evidence(units: list[CodeUnit]) -> dict[str, list[Finding]]:
     for unit in units:
         try:
             tree = ast.parse(unit.source)
-        except (SyntaxError, ValueError):
+        except UNPARSABLE:  # hostile nesting included: searched as text, like any code that does not parse
             for kind, findings in _text_evidence(unit).items():
                 found[kind] += findings
             continue
@@ -117,13 +119,15 @@ def find_evidence(units: list[CodeUnit]) -> dict[str, list[Finding]]:
 
 
 def _dotted(node: ast.AST) -> str:
-    """``a.b.c`` for an attribute chain or name; '' for anything else."""
+    """``a.b.c`` for an attribute chain or name; the attributes alone (``b.c``) when the chain starts
+    with something else (``f().b.c``); '' for anything else. A loop, not recursion: chains may be long."""
+    attributes = []
+    while isinstance(node, ast.Attribute):
+        attributes.append(node.attr)
+        node = node.value
     if isinstance(node, ast.Name):
-        return node.id
-    if isinstance(node, ast.Attribute):
-        base = _dotted(node.value)
-        return f"{base}.{node.attr}" if base else node.attr
-    return ""
+        attributes.append(node.id)
+    return ".".join(reversed(attributes))
 
 
 def _call_matches(dotted: str, pattern: str) -> bool:
@@ -132,16 +136,16 @@ def _call_matches(dotted: str, pattern: str) -> bool:
 
 def _tree_evidence(unit: CodeUnit, tree: ast.AST) -> dict[str, list[Finding]]:
     found: dict[str, list[Finding]] = {kind: [] for kind in EVIDENCE}
-    imports = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, (ast.Import, ast.ImportFrom))
-               for alias in node.names} | {node.module.split(".")[0] for node in ast.walk(tree)
+    nodes = list(ast.walk(tree))  # one walk; the passes below read the list
+    imports = {alias.name.split(".")[0] for node in nodes if isinstance(node, (ast.Import, ast.ImportFrom))
+               for alias in node.names} | {node.module.split(".")[0] for node in nodes
                                            if isinstance(node, ast.ImportFrom) and node.module}
-
-    noise_used = _calls_added_to_signals(tree)
+    noise_used = _calls_added_to_signals(nodes)
 
     def add(kind: str, node: ast.AST, what: str, part: str = "") -> None:
         found[kind].append(Finding(unit.name, unit.first_line - 1 + getattr(node, "lineno", 1), what, part))
 
-    for node in ast.walk(tree):
+    for node in nodes:
         if isinstance(node, ast.Call):
             dotted = _dotted(node.func)
             for kind, patterns in CALLS.items():
@@ -167,13 +171,21 @@ def _tree_evidence(unit: CodeUnit, tree: ast.AST) -> dict[str, list[Finding]]:
     return found
 
 
-def _calls_added_to_signals(tree: ast.AST) -> set[int]:
+def _calls_added_to_signals(nodes: list[ast.AST]) -> set[int]:
     """ids of the calls whose value is added to something (``y + 0.01 * randn(...)``) or assigned to a
-    name containing "noise" (``noise = np.random.normal(...)``): random draws used as added noise."""
-    used = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
-            used.update(id(sub) for sub in ast.walk(node) if isinstance(sub, ast.Call))
+    name containing "noise" (``noise = np.random.normal(...)``): random draws used as added noise.
+
+    ``nodes``: a tree's nodes in :func:`ast.walk` order (parents before children), so each
+    sum is walked once, from its outermost ``+``, however long the chain of additions.
+    """
+    used: set[int] = set()
+    inside_sum: set[int] = set()
+    for node in nodes:
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add) and id(node) not in inside_sum:
+            for sub in ast.walk(node):
+                inside_sum.add(id(sub))
+                if isinstance(sub, ast.Call):
+                    used.add(id(sub))
         elif (isinstance(node, ast.Assign) and isinstance(node.value, ast.Call) and isinstance(node.targets[0], ast.Name)
               and "noise" in node.targets[0].id.lower()):
             used.add(id(node.value))
