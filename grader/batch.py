@@ -154,10 +154,14 @@ def _grade_one(item: Pending, setup: GradingSetup) -> BatchEntry:
 
 
 def _grade_in_processes(pending: list[Pending], setup: GradingSetup, jobs: int, started, finished) -> None:
-    """Grade ``pending`` in ``jobs`` forked processes, at most ``jobs`` in flight; a broken pool is replaced."""
+    """Grade ``pending`` in ``jobs`` forked processes, at most ``jobs`` in flight; a broken pool is replaced.
+
+    The largest submissions go first: a checkpoint makes a zip large and its model runs make its grading
+    long, and long gradings started last would end alone on one core while the others idle.
+    """
     warm_up(setup)  # once here, inherited by every forked worker
     warm_up_drawing()
-    queue: Iterator[Pending] = iter(pending)
+    queue: Iterator[Pending] = iter(sorted(pending, key=lambda item: -_bytes(item.source)))
     while True:
         in_flight: dict = {}
         with ProcessPoolExecutor(max_workers=jobs) as pool:
@@ -184,6 +188,16 @@ def _grade_in_processes(pending: list[Pending], setup: GradingSetup, jobs: int, 
                             submit_next()
         if not broken:
             return
+
+
+def _bytes(source: Path) -> int:
+    """Size of a zip, or of the files in a folder; 0 where it cannot be read (intake will say why)."""
+    try:
+        if source.is_dir():
+            return sum(path.stat().st_size for path in source.rglob("*") if path.is_file() and not path.is_symlink())
+        return source.stat().st_size
+    except OSError:
+        return 0
 
 
 def record_failure(item: Pending, setup: GradingSetup, error: BaseException) -> BatchEntry:
