@@ -68,6 +68,8 @@ class Pending:
     source: Path
     submission_id: str
     key: str
+    earlier_seconds: float | None = None
+    """How long its earlier grading took, where an earlier result (not reusable now) says."""
 
 
 class DuplicateSubmissions(ValueError):
@@ -101,8 +103,17 @@ def plan(sources: list[Path], setup: GradingSetup, force: bool = False) -> tuple
         if earlier is not None:
             reused.append(BatchEntry.of(earlier, reused=True))
         else:
-            pending.append(Pending(Path(source), sid, key))
+            pending.append(Pending(Path(source), sid, key, _earlier_seconds(setup.result_path(sid))))
     return reused, pending
+
+
+def _earlier_seconds(result_path: Path) -> float | None:
+    """Seconds the grading that wrote ``result_path`` took; None without a readable result or after a grader error."""
+    try:
+        earlier = SubmissionResult.read(result_path)
+    except (OSError, ValueError):
+        return None
+    return earlier.seconds if earlier.status != "grader_error" else None
 
 
 def _remove_stale_temporaries(results: Path) -> None:
@@ -156,12 +167,12 @@ def _grade_one(item: Pending, setup: GradingSetup) -> BatchEntry:
 def _grade_in_processes(pending: list[Pending], setup: GradingSetup, jobs: int, started, finished) -> None:
     """Grade ``pending`` in ``jobs`` forked processes, at most ``jobs`` in flight; a broken pool is replaced.
 
-    The largest submissions go first: a checkpoint makes a zip large and its model runs make its grading
-    long, and long gradings started last would end alone on one core while the others idle.
+    Long gradings go first, so that none started last ends alone on one core while the others idle
+    (:func:`longest_first`).
     """
     warm_up(setup)  # once here, inherited by every forked worker
     warm_up_drawing()
-    queue: Iterator[Pending] = iter(sorted(pending, key=lambda item: -_bytes(item.source)))
+    queue: Iterator[Pending] = iter(longest_first(pending))
     while True:
         in_flight: dict = {}
         with ProcessPoolExecutor(max_workers=jobs) as pool:
@@ -188,6 +199,14 @@ def _grade_in_processes(pending: list[Pending], setup: GradingSetup, jobs: int, 
                             submit_next()
         if not broken:
             return
+
+
+def longest_first(pending: list[Pending]) -> list[Pending]:
+    """``pending`` in the order to start them: first those never graded, largest first (a checkpoint makes a
+    zip large, and its model runs make the grading long), then the others by the time their earlier grading
+    took, longest first. A small submission that runs until its time limits is only known by that time."""
+    return sorted(pending, key=lambda item: (0, -_bytes(item.source)) if item.earlier_seconds is None
+                  else (1, -item.earlier_seconds))
 
 
 def _bytes(source: Path) -> int:

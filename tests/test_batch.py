@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from grader.batch import DuplicateSubmissions, grade_all, plan
+from grader.batch import DuplicateSubmissions, Pending, grade_all, longest_first, plan
 from grader.heldout import load_heldout
 from grader.pipeline import GradingSetup
 from grader.rubric import DEFAULT_RUBRIC, load_rubric
@@ -124,6 +124,20 @@ def test_the_cache_key_follows_submission_rubric_and_mode(classroom, serial, tmp
     (changed / "extra.py").write_text("# a late change\n")
     reused, pending = plan([zip_folder(changed, tmp_path / "ada_111_1_hw3.zip"), *sources[1:]], base)
     assert [item.submission_id for item in pending] == ["ada_111"] and len(reused) == 3
+
+
+def test_long_gradings_start_first(classroom, serial, tmp_path):
+    root, sources, setup = classroom
+    _, pending = plan(sources, setup("serial"), force=True)  # regraded: their earlier times are known
+    earlier = {path.stem: json.loads(path.read_text())["seconds"] for path in (serial[0] / "results").glob("*.json")}
+    assert {item.submission_id: item.earlier_seconds for item in pending} == earlier
+    assert [item.submission_id for item in longest_first(pending)] == sorted(earlier, key=lambda sid: -earlier[sid])
+    big, small = tmp_path / "big.zip", tmp_path / "small.zip"
+    big.write_bytes(b"x" * 1000)
+    small.write_bytes(b"x")
+    never_graded = [Pending(small, "small", ""), Pending(big, "big", "")]
+    order = longest_first([*pending, *never_graded])
+    assert [item.submission_id for item in order[:2]] == ["big", "small"]  # unknown times first, largest first
 
 
 def test_two_files_of_one_student_are_refused_before_grading(classroom, tmp_path):
