@@ -172,6 +172,23 @@ def test_an_empty_submission_earns_almost_nothing(setup_factory, tmp_path):
     assert not any(item.status == "error" for item in result.items), [i.explanation for i in result.items]
 
 
+def test_hostile_nesting_in_any_file_is_reported_not_a_grader_failure(setup_factory, tmp_path):
+    """Files nested past what Python's parsers take (they raise RecursionError or MemoryError)."""
+    folder = tmp_path / "nested"
+    folder.mkdir()
+    deep = "[" * 100_000
+    files = {"answers.json": deep, "submission.toml": f"a = {deep}", "evaluation.ipynb": f'{{"cells": {deep}',
+             "report.md": "PESQ 2.1", "generate.py": "x = " + "-" * 100_000 + "1\nimport librosa\nlibrosa.load(p)\n",
+             "preprocess.py": "y = " + "a." * 5_000 + "b\n"}
+    for name, text in files.items():
+        (folder / name).write_text(text)
+    result = grade_submission(folder, setup_factory("out-nested"))
+    assert result.status == "graded", result.message
+    assert not any(item.status == "error" for item in result.items), [i.explanation for i in result.items]
+    assert "answers.json: cannot be read (it is nested too deeply)" in result.message
+    assert "submission.toml is not valid TOML" in " ".join(result.discovery["manifest_errors"])
+
+
 def test_more_noise_never_scores_higher(setup_factory, tmp_path, complete):
     noisy = grade_submission(write_submission(tmp_path / "noisy", noise=0.05), setup_factory("out-noisy"))
     assert items(noisy)["model-quality"].points <= items(complete)["model-quality"].points

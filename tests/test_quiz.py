@@ -44,7 +44,8 @@ def test_answers_files_in_every_accepted_form(tmp_path, name, text):
 
 
 @pytest.mark.parametrize("name, text", [("answers.toml", "[quiz\nq1 = "), ("answers.json", "{"),
-                                        ("answers.md", "I think MFCC is right")])
+                                        ("answers.md", "I think MFCC is right"),
+                                        ("answers.json", "[" * 100_000), ("answers.toml", "q1 = " + "[" * 100_000)])
 def test_unreadable_answers_name_the_file_and_the_layout(tmp_path, name, text):
     (tmp_path / name).write_text(text)
     with pytest.raises(AnswersError, match=rf"{name}: .*q1 = \"MFCC\""):

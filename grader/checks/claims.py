@@ -39,7 +39,7 @@ def _notebook_text(raw: str) -> str:
     """Markdown and output text of a notebook (not its code: a formula is not a claim)."""
     try:
         cells = json.loads(raw).get("cells", [])
-    except (json.JSONDecodeError, AttributeError):
+    except (json.JSONDecodeError, AttributeError, RecursionError):  # not a notebook, or a hostile one
         return ""
     parts = []
     for cell in cells if isinstance(cells, list) else []:

@@ -85,8 +85,9 @@ def read_answers(path: str | Path) -> dict[str, str]:
             data = json.loads(text)
         else:
             data = {m["id"]: m["answer"] for line in text.splitlines() if (m := _MARKDOWN_ANSWER.match(line))}
-    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
-        raise AnswersError(f"{path.name}: cannot be read ({exc}). Start from the template that `grade kit` "
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        reason = "it is nested too deeply" if isinstance(exc, RecursionError) else exc
+        raise AnswersError(f"{path.name}: cannot be read ({reason}). Start from the template that `grade kit` "
                            f"writes: a [quiz] table with lines like q1 = \"MFCC\".") from None
     table = data.get("quiz", data) if isinstance(data, dict) else None
     if not isinstance(table, dict) or not table:
