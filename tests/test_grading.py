@@ -189,6 +189,55 @@ def test_hostile_nesting_in_any_file_is_reported_not_a_grader_failure(setup_fact
     assert "submission.toml is not valid TOML" in " ".join(result.discovery["manifest_errors"])
 
 
+HOSTILE_MFCC = """
+import pathlib, sys
+import numpy as np
+from numpy.lib import format
+
+def extract_mfcc(path):
+    out = pathlib.Path(sys.argv[4])  # the harness's output folder: overwrite what it saves for every clip
+    clips = sorted(pathlib.Path(path).parent.glob("*.wav"))
+    for k, clip in enumerate(clips):
+        target = out / (clip.stem + ".npy")
+        kind = k % 3
+        if kind == 0:
+            target.write_bytes(b"")  # a run killed while saving
+        elif kind == 1:
+            with open(target, "wb") as handle:  # a header that promises 7 TB
+                format.write_array_header_1_0(handle, {"descr": "<f8", "fortran_order": False, "shape": (10**12,)})
+        else:
+            np.save(target, np.array(["not", "numbers"]))
+    raise RuntimeError("and no MFCC")
+"""
+
+
+def test_hostile_mfcc_outputs_earn_nothing_and_do_not_fail_the_grader(setup_factory, tmp_path):
+    folder = tmp_path / "hostile-mfcc"
+    folder.mkdir()
+    (folder / "preprocess.py").write_text(HOSTILE_MFCC)
+    result = grade_submission(folder, setup_factory("out-hostile-mfcc"))
+    run = items(result)["preprocess-mfcc-run"]
+    assert run.status == "failed" and run.points == 0, run.explanation
+    seen = " ".join(run.evidence)
+    assert "not a readable .npy file" in seen and "mmap length is greater than file size" in seen, seen
+    assert "not real numbers" in seen  # three probe clips: the first three kinds; the others below
+
+
+def test_only_real_arrays_of_a_sensible_size_are_read_back(tmp_path):
+    from grader.checks.mfcc import read_array
+
+    with open(tmp_path / "archive.npy", "wb") as handle:
+        np.savez(handle, a=np.zeros(3))
+    np.save(tmp_path / "complex.npy", np.zeros(3, dtype=np.complex64))
+    np.save(tmp_path / "large.npy", np.zeros(1000))
+    np.save(tmp_path / "good.npy", np.arange(6, dtype=np.float32).reshape(2, 3))
+    for name, problem in (("archive", "an .npz archive"), ("complex", "not real numbers"), ("large", "more than")):
+        with pytest.raises(ValueError, match=problem):
+            read_array(tmp_path / f"{name}.npy", max_bytes=4000)
+    good = read_array(tmp_path / "good.npy")
+    assert good.dtype == np.float32 and good.tolist() == [[0, 1, 2], [3, 4, 5]]
+
+
 def test_more_noise_never_scores_higher(setup_factory, tmp_path, complete):
     noisy = grade_submission(write_submission(tmp_path / "noisy", noise=0.05), setup_factory("out-noisy"))
     assert items(noisy)["model-quality"].points <= items(complete)["model-quality"].points

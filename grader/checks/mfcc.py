@@ -1,6 +1,8 @@
 """The ``mfcc`` entry point runs in the sandbox on unseen clips and is compared with the reference MFCC."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from grader import sandbox
@@ -25,6 +27,34 @@ for clip in sorted(pathlib.Path(probes).glob("*.wav")):
     except Exception:
         (pathlib.Path(out) / (clip.stem + ".error.txt")).write_text(traceback.format_exc(limit=3))
 """
+
+
+MAX_ARRAY_BYTES = 64 * 2**20
+"""Largest array read back from a run (an MFCC of a probe clip takes a few kB)."""
+
+
+def read_array(path: Path, max_bytes: int = MAX_ARRAY_BYTES) -> np.ndarray:
+    """The numeric array in a ``.npy`` file that a run wrote, copied into memory in its own dtype.
+
+    Student code controls the file: it is memory-mapped before anything is copied, so a
+    header that promises terabytes is refused instead of allocated.
+
+    Raises:
+        ValueError: not a ``.npy`` file (truncated or empty too: a run killed while
+            saving), not numbers, or more than ``max_bytes``; the message says which.
+    """
+    try:
+        mapped = np.load(path, mmap_mode="r", allow_pickle=False)
+    except Exception as error:  # whatever a malformed file makes numpy raise (student code wrote it)
+        raise ValueError(f"not a readable .npy file: {error or type(error).__name__}") from None
+    if not isinstance(mapped, np.ndarray):
+        mapped.close()  # an NpzFile: what np.load returns besides arrays when pickles are refused
+        raise ValueError("an .npz archive, not one array")
+    if mapped.nbytes > max_bytes:
+        raise ValueError(f"{mapped.nbytes} bytes, more than the {max_bytes} read back")
+    if not np.issubdtype(mapped.dtype, np.number) or np.issubdtype(mapped.dtype, np.complexfloating):
+        raise ValueError(f"values of type {mapped.dtype}, not real numbers")
+    return np.array(mapped)
 
 
 def compare(student: np.ndarray, reference: np.ndarray, tolerance_db: float) -> tuple[float, str]:
@@ -59,7 +89,7 @@ def check(ctx: CheckContext, item: Item) -> Outcome:
     for clip in ctx.heldout.probes:
         name = clip.path.stem
         try:
-            student = np.load(sandbox.output_file(workdir, f"{OUTPUT_FOLDER}/{name}.npy"), allow_pickle=False)
+            student = read_array(sandbox.output_file(workdir, f"{OUTPUT_FOLDER}/{name}.npy"))
             credit, seen = compare(student, ctx.heldout.reference_mfcc(clip), tolerance)
         except FileNotFoundError:
             try:
