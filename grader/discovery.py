@@ -47,7 +47,8 @@ GUESSED_COMMANDS = {
     "sample": "python {script} --num {{num}} --seed {{seed}} --out-dir {{out_dir}}",
 }
 _FLAGS = {"reconstruct": ("--mel-dir", "--out-dir"), "sample": ("--num", "--seed", "--out-dir")}
-_MAX_SOURCE_BYTES = 2_000_000  # larger .py files are data, not code worth parsing
+MAX_SOURCE_BYTES = 2_000_000
+"""Larger .py files are data, not code worth parsing (an AST takes some 250 times its source in memory)."""
 UNPARSABLE = (SyntaxError, ValueError, RecursionError, MemoryError)
 """What Python's parsers raise on a hostile file (deep nesting raises the last two)."""
 Status = Literal["declared", "guessed", "missing"]
@@ -181,7 +182,7 @@ class _Code:
         if relative not in self._trees:
             path = self.work_dir / relative
             try:
-                source = path.read_bytes() if path.stat().st_size <= _MAX_SOURCE_BYTES else None
+                source = path.read_bytes() if path.stat().st_size <= MAX_SOURCE_BYTES else None
                 self._trees[relative] = ast.parse(source, relative) if source is not None else None
             except (*UNPARSABLE, OSError):
                 self._trees[relative] = None

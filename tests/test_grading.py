@@ -173,13 +173,14 @@ def test_an_empty_submission_earns_almost_nothing(setup_factory, tmp_path):
 
 
 def test_hostile_nesting_in_any_file_is_reported_not_a_grader_failure(setup_factory, tmp_path):
-    """Files nested past what Python's parsers take (they raise RecursionError or MemoryError)."""
+    """Files nested past what Python's parsers take (they raise RecursionError or MemoryError), and data
+    posing as code (parsing 200 MB of it would take some 50 GB)."""
     folder = tmp_path / "nested"
     folder.mkdir()
     deep = "[" * 100_000
     files = {"answers.json": deep, "submission.toml": f"a = {deep}", "evaluation.ipynb": f'{{"cells": {deep}',
              "report.md": "PESQ 2.1", "generate.py": "x = " + "-" * 100_000 + "1\nimport librosa\nlibrosa.load(p)\n",
-             "preprocess.py": "y = " + "a." * 5_000 + "b\n"}
+             "preprocess.py": "y = " + "a." * 5_000 + "b\n", "table.py": "row = [1, 2, 3]\n" * 200_000}
     for name, text in files.items():
         (folder / name).write_text(text)
     result = grade_submission(folder, setup_factory("out-nested"))
@@ -187,6 +188,7 @@ def test_hostile_nesting_in_any_file_is_reported_not_a_grader_failure(setup_fact
     assert not any(item.status == "error" for item in result.items), [i.explanation for i in result.items]
     assert "answers.json: cannot be read (it is nested too deeply)" in result.message
     assert "submission.toml is not valid TOML" in " ".join(result.discovery["manifest_errors"])
+    assert "Not read: table.py (over 2 MB: data rather than code)" in items(result)["preprocess-mfcc-code"].explanation
 
 
 HOSTILE_MFCC = """

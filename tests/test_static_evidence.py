@@ -45,7 +45,8 @@ def test_notebook_cells_and_unparsable_files(tmp_path):
     ])
     nbformat.write(notebook, tmp_path / "work.ipynb")
     (tmp_path / "broken.py").write_text("def f(:\n    score = pesq(fs, ref, deg, 'wb')\n")
-    units = code_units([tmp_path / "work.ipynb", tmp_path / "broken.py"], tmp_path)
+    units, unread = code_units([tmp_path / "work.ipynb", tmp_path / "broken.py"], tmp_path)
+    assert not unread
     evidence = find_evidence(units)
     assert [(f.file, f.line) for f in evidence["librosa_mfcc"]] == [("work.ipynb[cell 2]", 4)]
     assert evidence["pesq_or_snr"][0].what == "pesq() (file does not parse)"
@@ -59,3 +60,15 @@ def test_hostile_nesting_is_searched_as_text_and_long_chains_are_read():
     assert [f.what for f in find_evidence([CodeUnit("chain.py", long_chain)])["librosa_mfcc"]] == ["librosa.feature.mfcc"]
     many_sums = "y = x" + " + 0.01 * np.random.randn(n)" * 800 + "\n"
     assert len(find_evidence([CodeUnit("sums.py", many_sums)])["augmentation"]) == 800
+
+
+def test_data_posing_as_code_is_left_unread_and_named(tmp_path, monkeypatch):
+    import grader.checks.static as static
+
+    (tmp_path / "huge.py").write_text("x = librosa.load(p)\n" * 150_000)  # 3 MB: parsing it takes about 0.8 GB
+    for index in range(3):
+        (tmp_path / f"part{index}.py").write_text("y = librosa.feature.mfcc(y=y)\n" * 1_000)
+    monkeypatch.setattr(static, "MAX_CODE_BYTES", 70_000)  # room for two of the three parts
+    units, unread = code_units(sorted(tmp_path.glob("*.py")), tmp_path)
+    assert [unit.name for unit in units] == ["part0.py", "part1.py"]
+    assert unread == ["huge.py (over 2 MB: data rather than code)", "part2.py (past 0.07 MB of code in all)"]

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from grader.discovery import UNPARSABLE
+from grader.discovery import MAX_SOURCE_BYTES, UNPARSABLE
 
 EVIDENCE = {
     "librosa_load": "audio loaded with librosa.load (or soundfile / torchaudio)",
@@ -67,6 +67,11 @@ CALLS: dict[str, dict[str, str]] = {
     "pesq_or_snr": {"pesq": "pesq()", "pesq_batch": "pesq_batch()",
                     "signal_noise_ratio": "torchmetrics SNR", "scale_invariant_signal_distortion_ratio": "SI-SDR"},
 }
+MAX_CODE_BYTES = 5_000_000
+"""Code read for evidence in all; a submission's code is some 100 kB, and parsing takes some 250 times
+its source in memory, so what lies past this is left unread (and the check says so)."""
+MAX_NOTEBOOK_BYTES = 50_000_000
+"""Larger notebooks are not read for code (their outputs, pictures included, make most of a notebook)."""
 ADDED_NOISE = re.compile(r"(random\.(normal|randn|standard_normal)|randn(_like)?)\b")
 SNR_NAME = re.compile(r"(^|_)(snr|si_sdr|sisdr|signal_to_noise)(_|$)", re.IGNORECASE)
 TRAINING_NEEDS = ({"loss.backward()", "model.fit"}, {"optimizer.zero_grad()", "Adam optimiser", "AdamW optimiser",
@@ -74,16 +79,31 @@ TRAINING_NEEDS = ({"loss.backward()", "model.fit"}, {"optimizer.zero_grad()", "A
 """A training loop needs a gradient step (backward or fit) and an optimiser (or compile)."""
 
 
-def code_units(files: list[Path], root: Path) -> list[CodeUnit]:
-    """The .py files and the code cells of the .ipynb files among ``files``, named relative to ``root``."""
-    units = []
+def code_units(files: list[Path], root: Path) -> tuple[list[CodeUnit], list[str]]:
+    """The .py files and the code cells of the .ipynb files among ``files``, named relative to ``root``,
+    and what was left unread, in words: a file or cell over :data:`MAX_SOURCE_BYTES`, a notebook over
+    :data:`MAX_NOTEBOOK_BYTES`, and whatever comes after :data:`MAX_CODE_BYTES` of code in all."""
+    units, unread, read = [], [], 0
     for path in files:
         name = path.relative_to(root).as_posix()
-        if path.suffix == ".py":
-            units.append(CodeUnit(name, path.read_text(errors="replace")))
-        elif path.suffix == ".ipynb":
-            units += notebook_cells(path, name)
-    return units
+        size = path.stat().st_size
+        if path.suffix == ".py" and size > MAX_SOURCE_BYTES:
+            unread.append(f"{name} (over {MAX_SOURCE_BYTES / 10**6:g} MB: data rather than code)")
+            continue
+        if path.suffix == ".ipynb" and size > MAX_NOTEBOOK_BYTES:
+            unread.append(f"{name} (a notebook over {MAX_NOTEBOOK_BYTES / 10**6:g} MB)")
+            continue
+        found = [CodeUnit(name, path.read_text(errors="replace"))] if path.suffix == ".py" else (
+            notebook_cells(path, name) if path.suffix == ".ipynb" else [])
+        for unit in found:
+            if len(unit.source) > MAX_SOURCE_BYTES:
+                unread.append(f"{unit.name} (over {MAX_SOURCE_BYTES / 10**6:g} MB: data rather than code)")
+            elif read + len(unit.source) > MAX_CODE_BYTES:
+                unread.append(f"{unit.name} (past {MAX_CODE_BYTES / 10**6:g} MB of code in all)")
+            else:
+                units.append(unit)
+                read += len(unit.source)
+    return units, unread
 
 
 def notebook_cells(path: Path, name: str) -> list[CodeUnit]:
@@ -247,8 +267,9 @@ def check(ctx, item) -> "Outcome":
     if "static_evidence" not in ctx.memo:  # the same for every static item: read the code once
         root = ctx.submission.work_dir
         files = [root / name for name in ctx.submission.files if name.endswith((".py", ".ipynb"))]
-        ctx.memo["static_evidence"] = find_evidence(code_units(files, root))
-    found = ctx.memo["static_evidence"]
+        units, unread = code_units(files, root)
+        ctx.memo["static_evidence"] = find_evidence(units), unread
+    found, unread = ctx.memo["static_evidence"]
     asked = list(item.params["evidence"])
     unknown = [kind for kind in asked if kind not in EVIDENCE]
     if unknown:
@@ -265,4 +286,6 @@ def check(ctx, item) -> "Outcome":
         evidence += [str(f) for f in findings[:8]]
     explanation = (f"Found {', '.join(satisfied)}." if satisfied else "") + (
         f" Not found: {'; '.join(missing)}." if missing else "")
+    if unread:
+        explanation += f" Not read: {'; '.join(unread[:5])}{f' and {len(unread) - 5} more' if len(unread) > 5 else ''}."
     return Outcome(len(satisfied) / len(asked), explanation.strip(), evidence)
