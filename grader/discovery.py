@@ -49,6 +49,8 @@ GUESSED_COMMANDS = {
 _FLAGS = {"reconstruct": ("--mel-dir", "--out-dir"), "sample": ("--num", "--seed", "--out-dir")}
 MAX_SOURCE_BYTES = 2_000_000
 """Larger .py files are data, not code worth parsing (an AST takes some 250 times its source in memory)."""
+MAX_NOTEBOOK_BYTES = 50_000_000
+"""Larger notebooks are not read for code (outputs, pictures included, make most of a notebook)."""
 UNPARSABLE = (SyntaxError, ValueError, RecursionError, MemoryError)
 """What Python's parsers raise on a hostile file (deep nesting raises the last two)."""
 Status = Literal["declared", "guessed", "missing"]
@@ -204,8 +206,11 @@ class _Code:
 
     def notebook_functions(self, relative: str) -> list[str]:
         """Names of the functions defined at the top level of a notebook's code cells."""
+        path = self.work_dir / relative
         try:
-            cells = json.loads((self.work_dir / relative).read_text(encoding="utf-8")).get("cells", [])
+            if path.stat().st_size > MAX_NOTEBOOK_BYTES:
+                return []
+            cells = json.loads(path.read_text(encoding="utf-8")).get("cells", [])
         except (*UNPARSABLE, OSError, AttributeError):
             return []
         names = []
@@ -214,6 +219,8 @@ class _Code:
                 source = cell.get("source", "")
                 source = "".join(source) if isinstance(source, list) else str(source)
                 source = "\n".join(line for line in source.splitlines() if not line.lstrip().startswith(("%", "!")))
+                if len(source) > MAX_SOURCE_BYTES:
+                    continue
                 try:
                     tree = ast.parse(source)
                 except UNPARSABLE:

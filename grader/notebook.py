@@ -23,6 +23,7 @@ import nbformat
 from pydantic import BaseModel
 
 from grader import sandbox
+from grader.discovery import MAX_NOTEBOOK_BYTES
 from grader.limits import RunLimits
 
 PARAMETERS_TAG = "parameters"
@@ -76,10 +77,18 @@ def load_notebook(path: str | os.PathLike) -> nbformat.NotebookNode:
     """Read and validate a notebook (nbformat 4).
 
     Raises:
-        NotebookError: not JSON, not a notebook, or not valid against the notebook schema.
+        NotebookError: not JSON, not a notebook, not valid against the notebook schema, or over
+            :data:`~grader.discovery.MAX_NOTEBOOK_BYTES`.
     """
     path = Path(path)
     fix = "open it in Jupyter, check that it runs, and save it again (File > Save Notebook)"
+    try:
+        size = path.stat().st_size
+    except OSError as error:
+        raise NotebookError(f"{path.name}: cannot be read ({error.strerror}); {fix}") from error
+    if size > MAX_NOTEBOOK_BYTES:
+        raise NotebookError(f"{path.name}: is {size / 10**6:.0f} MB, over the {MAX_NOTEBOOK_BYTES / 10**6:g} MB a "
+                            f"notebook may be; clear its outputs (Edit > Clear Outputs of All Cells) and save it again")
     try:
         notebook = nbformat.read(path, as_version=4)
         nbformat.validate(notebook)

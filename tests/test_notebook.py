@@ -88,6 +88,15 @@ def test_malformed_notebooks_are_refused_with_what_to_do(tmp_path):
     assert not (workdir / ".grader-notebooks").exists()  # nothing ran
 
 
+def test_a_notebook_too_large_to_read_says_how_to_shrink_it(tmp_path, monkeypatch):
+    import grader.notebook
+
+    save(tmp_path / "work" / "model.ipynb", code("x = 1"), code("print('a' * 100)"))
+    monkeypatch.setattr(grader.notebook, "MAX_NOTEBOOK_BYTES", 100)
+    with pytest.raises(NotebookError, match=r"model.ipynb: is 0 MB, over the 0.0001 MB .* clear its outputs"):
+        run_notebook("model.ipynb", tmp_path / "work", {}, limits=LIMITS)
+
+
 def test_injected_values_are_literals_not_code():
     notebook = nbformat.v4.new_notebook()
     notebook.cells = [code("a = 1"), code("b = 2", "parameters"), code("c = 3")]

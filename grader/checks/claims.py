@@ -11,11 +11,14 @@ import json
 import re
 
 from grader.context import CheckContext, Outcome
+from grader.discovery import MAX_NOTEBOOK_BYTES
 from grader.rubric import Item
 
 PATTERNS = {"pesq_wb": re.compile(r"PESQ[^\d\n]{0,40}?(-?\d+(?:\.\d+)?)", re.IGNORECASE),
             "snr": re.compile(r"\bSNR[^\d\n-]{0,40}?(-?\d+(?:\.\d+)?)", re.IGNORECASE)}
 PLAUSIBLE = {"pesq_wb": (1.0, 4.65), "snr": (-30.0, 80.0)}
+MAX_TEXT_CHARACTERS = 200_000
+"""Characters of a text file searched for figures (a report is a few pages)."""
 TEXT_SUFFIXES = (".md", ".txt", ".json", ".csv", ".html", ".rst", ".log")
 
 
@@ -24,10 +27,11 @@ def claimed_figures(ctx: CheckContext) -> dict[str, list[tuple[str, float]]]:
     found: dict[str, list[tuple[str, float]]] = {metric: [] for metric in PATTERNS}
     for name in ctx.discovery.findings["evaluation"].files:
         path = ctx.submission.work_dir / name
-        if path.suffix == ".ipynb":
+        if path.suffix == ".ipynb" and path.stat().st_size <= MAX_NOTEBOOK_BYTES:
             text = _notebook_text(path.read_text(errors="replace"))
         elif path.suffix.lower() in TEXT_SUFFIXES:
-            text = path.read_text(errors="replace")[:200_000]
+            with open(path, errors="replace") as handle:
+                text = handle.read(MAX_TEXT_CHARACTERS)
         else:
             continue
         for metric, pattern in PATTERNS.items():

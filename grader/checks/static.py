@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from grader.discovery import MAX_SOURCE_BYTES, UNPARSABLE
+from grader.discovery import MAX_NOTEBOOK_BYTES, MAX_SOURCE_BYTES, UNPARSABLE
 
 EVIDENCE = {
     "librosa_load": "audio loaded with librosa.load (or soundfile / torchaudio)",
@@ -70,8 +70,6 @@ CALLS: dict[str, dict[str, str]] = {
 MAX_CODE_BYTES = 5_000_000
 """Code read for evidence in all; a submission's code is some 100 kB, and parsing takes some 250 times
 its source in memory, so what lies past this is left unread (and the check says so)."""
-MAX_NOTEBOOK_BYTES = 50_000_000
-"""Larger notebooks are not read for code (their outputs, pictures included, make most of a notebook)."""
 ADDED_NOISE = re.compile(r"(random\.(normal|randn|standard_normal)|randn(_like)?)\b")
 SNR_NAME = re.compile(r"(^|_)(snr|si_sdr|sisdr|signal_to_noise)(_|$)", re.IGNORECASE)
 TRAINING_NEEDS = ({"loss.backward()", "model.fit"}, {"optimizer.zero_grad()", "Adam optimiser", "AdamW optimiser",
