@@ -49,6 +49,8 @@ GUESSED_COMMANDS = {
 _FLAGS = {"reconstruct": ("--mel-dir", "--out-dir"), "sample": ("--num", "--seed", "--out-dir")}
 MAX_SOURCE_BYTES = 2_000_000
 """Larger .py files are data, not code worth parsing (an AST takes some 250 times its source in memory)."""
+MAX_CODE_BYTES = 5_000_000
+"""Code parsed in all, per submission and reader; a submission's code is some 100 kB."""
 MAX_NOTEBOOK_BYTES = 50_000_000
 """Larger notebooks are not read for code (outputs, pictures included, make most of a notebook)."""
 UNPARSABLE = (SyntaxError, ValueError, RecursionError, MemoryError)
@@ -178,16 +180,21 @@ class _Code:
         self.python = [f for f in files if f.endswith(".py")]
         self.notebooks = [f for f in files if f.endswith(".ipynb")]
         self._trees: dict[str, ast.Module | None] = {}
+        self._parsed_bytes = 0
 
     def tree(self, relative: str) -> ast.Module | None:
-        """The module's syntax tree; None when it does not parse (or is too large to be code)."""
+        """The module's syntax tree; None when it does not parse, is too large to be code, or comes after
+        :data:`MAX_CODE_BYTES` of code parsed already (trees are kept, and take some 250 times their source)."""
         if relative not in self._trees:
             path = self.work_dir / relative
+            self._trees[relative] = None
             try:
-                source = path.read_bytes() if path.stat().st_size <= MAX_SOURCE_BYTES else None
-                self._trees[relative] = ast.parse(source, relative) if source is not None else None
+                size = path.stat().st_size
+                if size <= MAX_SOURCE_BYTES and self._parsed_bytes + size <= MAX_CODE_BYTES:
+                    self._parsed_bytes += size
+                    self._trees[relative] = ast.parse(path.read_bytes(), relative)
             except (*UNPARSABLE, OSError):
-                self._trees[relative] = None
+                pass
         return self._trees[relative]
 
     def functions(self, relative: str) -> list[str]:

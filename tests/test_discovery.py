@@ -181,3 +181,15 @@ def test_hostile_sources_do_not_break_discovery(tmp_path):
     found = discover(tmp_path)
     assert "not valid TOML" in found.manifest_errors[0]
     assert found.findings["mfcc"].value == "features.py:extract_mfcc"
+
+
+def test_code_is_parsed_within_a_budget(tmp_path, monkeypatch):
+    """Trees are kept for the whole discovery (some 250 times their source in memory): past the budget,
+    a file counts as unparsable instead of filling the grader's memory."""
+    import grader.discovery
+
+    sources = {name: f"def extract_mfcc(path):\n    return '{name}' * 100\n" for name in ("a.py", "b.py", "c.py")}
+    write(tmp_path, sources)
+    monkeypatch.setattr(grader.discovery, "MAX_CODE_BYTES", 2 * len(sources["a.py"]))
+    code = grader.discovery._Code(tmp_path, sorted(sources))
+    assert [code.tree(name) is not None for name in ("a.py", "b.py", "a.py", "c.py")] == [True, True, True, False]

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from grader.discovery import MAX_NOTEBOOK_BYTES, MAX_SOURCE_BYTES, UNPARSABLE
+from grader.discovery import MAX_CODE_BYTES, MAX_NOTEBOOK_BYTES, MAX_SOURCE_BYTES, UNPARSABLE
 
 EVIDENCE = {
     "librosa_load": "audio loaded with librosa.load (or soundfile / torchaudio)",
@@ -67,9 +67,6 @@ CALLS: dict[str, dict[str, str]] = {
     "pesq_or_snr": {"pesq": "pesq()", "pesq_batch": "pesq_batch()",
                     "signal_noise_ratio": "torchmetrics SNR", "scale_invariant_signal_distortion_ratio": "SI-SDR"},
 }
-MAX_CODE_BYTES = 5_000_000
-"""Code read for evidence in all; a submission's code is some 100 kB, and parsing takes some 250 times
-its source in memory, so what lies past this is left unread (and the check says so)."""
 ADDED_NOISE = re.compile(r"(random\.(normal|randn|standard_normal)|randn(_like)?)\b")
 SNR_NAME = re.compile(r"(^|_)(snr|si_sdr|sisdr|signal_to_noise)(_|$)", re.IGNORECASE)
 TRAINING_NEEDS = ({"loss.backward()", "model.fit"}, {"optimizer.zero_grad()", "Adam optimiser", "AdamW optimiser",
