@@ -56,7 +56,7 @@ def read_clips(workdir: Path, folder: str, expected: list[str] | None = None) ->
             clips.append(OutputClip(name, None, None, f"{entry.name} is over 50 MB"))
             continue
         report = validity(path, max_seconds=MAX_CLIP_SECONDS)
-        fatal = report.seconds is None or report.nonfinite_ratio or report.seconds > MAX_CLIP_SECONDS
+        fatal = not report.read or report.nonfinite_ratio or report.seconds > MAX_CLIP_SECONDS
         clips.append(OutputClip(name, path, report, "; ".join(report.problems) if fatal else None))
     return clips
 

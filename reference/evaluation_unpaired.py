@@ -26,6 +26,9 @@ from reference.preprocess import AudioLoadError, load_audio, logmel, mfcc
 
 FeatureKind = Literal["mfcc", "logmel"]
 
+MAX_READ_SAMPLE_RATE = 96_000
+"""Samples per second, all channels together, that :func:`validity` reads at most for its ``max_seconds``
+(48 kHz stereo): a file promising more is judged from its header alone."""
 SILENCE_DBFS = -60.0
 """A clip whose RMS is below this level (dB re full scale) is silent."""
 CLIP_LEVEL = 0.999
@@ -64,7 +67,7 @@ class Validity:
     """What a clip is made of, and the findings a grader reports about it.
 
     ``problems`` lists each finding in words (empty: a valid clip). Fields are None
-    where the samples could not be read.
+    where the samples could not be read, or were not (see :attr:`read`).
     """
 
     sample_rate: int | None
@@ -85,6 +88,11 @@ class Validity:
     @property
     def ok(self) -> bool:
         return not self.problems
+
+    @property
+    def read(self) -> bool:
+        """Whether the samples were read: not when the file is unreadable, or its header promises too much."""
+        return self.peak is not None
 
     def to_dict(self) -> dict:
         """JSON-ready: every field, -inf RMS as None, and ``ok``."""
@@ -119,6 +127,11 @@ def validity(clip: Audio, sr: int | None = None, *, expected_sr: int | None = SA
         import soundfile as sf
 
         try:
+            info = sf.info(str(clip))
+            too_much = _too_much_to_read(info.frames, info.samplerate, info.channels, max_seconds)
+            if too_much:
+                return Validity(int(info.samplerate), int(info.channels), info.frames / info.samplerate,
+                                *[None] * 5, problems=[too_much])
             samples, sr = sf.read(str(clip), dtype="float32", always_2d=True)
         except Exception as exc:  # libsndfile's errors, a missing file: all mean "not usable audio"
             return Validity(*[None] * 8, problems=[f"{clip}: not a readable audio file ({exc})"])
@@ -146,6 +159,20 @@ def validity(clip: Audio, sr: int | None = None, *, expected_sr: int | None = SA
     ]
     report.problems = [text for found, text in findings if found]
     return report
+
+
+def _too_much_to_read(frames: int, sample_rate: int, channels: int, max_seconds: float) -> str | None:
+    """Why a file's header (``frames`` per channel at ``sample_rate`` Hz) says it is not worth reading, or None.
+
+    Judged before reading: hours of compressed silence take a few MB on disk and gigabytes in memory.
+    """
+    seconds = frames / sample_rate
+    if seconds > max_seconds:
+        return f"{seconds:.1f} s long, longer than {max_seconds:.0f} s (not read)"
+    if frames * channels > max_seconds * MAX_READ_SAMPLE_RATE:
+        return (f"{channels} channels at {sample_rate} Hz: more samples than {max_seconds:.0f} s of "
+                f"{MAX_READ_SAMPLE_RATE // 1000} kHz stereo (not read)")
+    return None
 
 
 # --------------------------------------------------------------------------- Frechet distance

@@ -353,3 +353,26 @@ def test_normalised_correlation_equals_the_sum_at_every_lag():
     assert found == pytest.approx([by_definition(wav, other) for other in others], abs=1e-12)
     assert found[2] == pytest.approx(1.0) and found[3] == 0.0 and found[5] == pytest.approx(1.0)
     assert eu.max_normalised_correlations(wav, []) == []
+
+
+def test_a_file_promising_too_much_audio_is_judged_from_its_header(tmp_path):
+    """An hour of silence takes a few kB as FLAC, and 230 MB as float32 samples (a 50 MB file, days): never read."""
+    import resource
+
+    hours = tmp_path / "hours.flac"
+    with sf.SoundFile(hours, "w", samplerate=SAMPLE_RATE, channels=1, format="FLAC") as handle:
+        block = np.zeros(SAMPLE_RATE * 600, dtype=np.float32)
+        for _ in range(6):
+            handle.write(block)
+    assert hours.stat().st_size < 5_000_000
+    peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    report = eu.validity(hours)
+    assert report.seconds == 3600.0 and not report.read and report.problems == [
+        "3600.0 s long, longer than 60 s (not read)"]
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak_before < 100_000  # kB: nothing was read
+    many = tmp_path / "many-channels.flac"
+    sf.write(many, np.zeros((SAMPLE_RATE * 50, 8), np.float32), 96_000, format="FLAC")
+    report = eu.validity(many)
+    assert not report.read and "8 channels at 96000 Hz" in report.problems[0]
+    sf.write(tmp_path / "fine.flac", 0.1 * np.ones(SAMPLE_RATE, np.float32), SAMPLE_RATE)
+    assert eu.validity(tmp_path / "fine.flac").read

@@ -173,8 +173,8 @@ def test_an_empty_submission_earns_almost_nothing(setup_factory, tmp_path):
 
 
 def test_hostile_nesting_in_any_file_is_reported_not_a_grader_failure(setup_factory, tmp_path):
-    """Files nested past what Python's parsers take (they raise RecursionError or MemoryError), and data
-    posing as code (parsing 200 MB of it would take some 50 GB)."""
+    """Files nested past what Python's parsers take (they raise RecursionError or MemoryError), data
+    posing as code (parsing 200 MB of it would take some 50 GB) and an hour of compressed silence."""
     folder = tmp_path / "nested"
     folder.mkdir()
     deep = "[" * 100_000
@@ -183,12 +183,18 @@ def test_hostile_nesting_in_any_file_is_reported_not_a_grader_failure(setup_fact
              "preprocess.py": "y = " + "a." * 5_000 + "b\n", "table.py": "row = [1, 2, 3]\n" * 200_000}
     for name, text in files.items():
         (folder / name).write_text(text)
+    (folder / "samples").mkdir()
+    with sf.SoundFile(folder / "samples" / "hours.flac", "w", samplerate=16000, channels=1) as handle:
+        for _ in range(6):  # an hour of silence: a few kB here, 230 MB of samples if read
+            handle.write(np.zeros(16000 * 600, dtype=np.float32))
     result = grade_submission(folder, setup_factory("out-nested"))
     assert result.status == "graded", result.message
     assert not any(item.status == "error" for item in result.items), [i.explanation for i in result.items]
     assert "answers.json: cannot be read (it is nested too deeply)" in result.message
     assert "submission.toml is not valid TOML" in " ".join(result.discovery["manifest_errors"])
     assert "Not read: table.py (over 2 MB: data rather than code)" in items(result)["preprocess-mfcc-code"].explanation
+    assert items(result)["samples-handed-in"].evidence == ["samples/hours.flac: 3600.0 s long, longer than 60 s (not read)"]
+    assert not result.samples[0].audio  # not copied into the report either
 
 
 HOSTILE_MFCC = """

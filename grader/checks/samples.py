@@ -26,7 +26,7 @@ def check(ctx: CheckContext, item: Item) -> Outcome:
         path = ctx.submission.work_dir / name
         report = validity(path)
         problems = list(report.problems)
-        if report.seconds is not None and not report.nonfinite_ratio:
+        if report.read and not report.nonfinite_ratio:
             match = novelty([path], index)[0]
             if match.near_duplicate:
                 problems.append(f"a copy of {known[match.duplicate_of].path.name} from the data set "
@@ -34,7 +34,7 @@ def check(ctx: CheckContext, item: Item) -> Outcome:
         fatal = [p for p in problems if not p.startswith("sample rate")]
         good += not fatal
         safe = re.sub(r"[^A-Za-z0-9._-]+", "-", name)
-        audio = copy_media(path, ctx.media_dir, f"sample-{safe}", ctx.out_root) if report.seconds is not None else None
+        audio = copy_media(path, ctx.media_dir, f"sample-{safe}", ctx.out_root) if report.read else None
         ctx.samples.append(HandedInSample(name=name, audio=audio, valid=not fatal, findings=problems))
         evidence.append(f"{name}: {'; '.join(problems) or 'valid'}")
     return Outcome(min(1.0, good / wanted), f"{good} good sample(s) of {len(files)} handed in; {wanted} expected.",
