@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from grader.cache import reusable
+from grader.cache import read_result, reusable
 from grader.intake import submission_id
 from grader.pipeline import RESULTS_FOLDER, GradingSetup, grade_submission, warm_up
 from grader.report.spectrograms import draw_spectrograms, warm_up_drawing
@@ -99,21 +99,13 @@ def plan(sources: list[Path], setup: GradingSetup, force: bool = False) -> tuple
     reused, pending = [], []
     for source, sid in zip(sources, ids):
         key = setup.cache_key(source)
-        earlier = None if force or not key else reusable(setup.result_path(sid), key)
-        if earlier is not None:
+        earlier = read_result(setup.result_path(sid))
+        if earlier is not None and not force and key and reusable(earlier, key, setup.out_dir):
             reused.append(BatchEntry.of(earlier, reused=True))
         else:
-            pending.append(Pending(Path(source), sid, key, _earlier_seconds(setup.result_path(sid))))
+            took = earlier.seconds if earlier is not None and earlier.status != "grader_error" else None
+            pending.append(Pending(Path(source), sid, key, took))
     return reused, pending
-
-
-def _earlier_seconds(result_path: Path) -> float | None:
-    """Seconds the grading that wrote ``result_path`` took; None without a readable result or after a grader error."""
-    try:
-        earlier = SubmissionResult.read(result_path)
-    except (OSError, ValueError):
-        return None
-    return earlier.seconds if earlier.status != "grader_error" else None
 
 
 def _remove_stale_temporaries(results: Path) -> None:

@@ -79,20 +79,18 @@ def cache_key(content: str, rubric_json: str, heldout_digest: str, *, student_mo
     return hashlib.sha256("|".join(parts).encode()).hexdigest()
 
 
-def reusable(result_path: Path, key: str) -> SubmissionResult | None:
-    """The result at ``result_path`` if it may stand for grading the submission with ``key`` now, else None.
-
-    None when there is no such file, it does not parse (never half-written: results are
-    written atomically, but a person may have edited one), its key differs, it records
-    a grader error, or a media file it names is missing.
-    """
+def read_result(result_path: Path) -> SubmissionResult | None:
+    """The result at ``result_path``; None when there is no such file or it does not parse (never
+    half-written: results are written atomically, but a person may have edited one)."""
     try:
-        result = SubmissionResult.read(result_path)
+        return SubmissionResult.read(result_path)
     except (OSError, ValueError):
         return None
+
+
+def reusable(result: SubmissionResult, key: str, out_root: Path) -> bool:
+    """Whether ``result`` (read from ``out_root``) may stand for grading the submission with ``key`` now:
+    not when its key differs, it records a grader error, or a media file it names is missing."""
     if result.cache_key != key or result.status == "grader_error":
-        return None
-    out_root = result_path.parent.parent
-    if not all((out_root / media).is_file() for media in result.media_files()):
-        return None
-    return result
+        return False
+    return all((out_root / media).is_file() for media in result.media_files())
