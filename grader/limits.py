@@ -38,6 +38,10 @@ class IntakeLimits(_Limits):
     max_entries: int = Field(
         5000, gt=0, description="Entries (files and folders) the archive may hold, ignored ones included.",
     )
+    max_depth: int = Field(
+        32, gt=0, description="Folders an entry may lie in, one inside the other (a tree thousands deep "
+        "is refused before anything walks it).",
+    )
 
 
 class RunLimits(_Limits):
@@ -67,8 +71,12 @@ class RunLimits(_Limits):
     )
     disk_bytes: int = Field(
         1000 * MB, gt=0,
-        description="Bytes the run may add to its work folder (verdict output_limit); also the size of its "
-        "private /tmp.",
+        description="Bytes the run may add to its work folder, counted as allocated blocks (verdict "
+        "output_limit); also the size of its private /tmp.",
+    )
+    disk_inodes: int = Field(
+        10_000, gt=0,
+        description="Files and folders the run may add to its work folder (verdict output_limit).",
     )
     captured_bytes: int = Field(
         64 * 1024, gt=0,
