@@ -97,11 +97,12 @@ class CheckContext:
         self.runs.append(RunEntry(item_id=item.id, purpose=purpose, result=result))
         return result
 
-    def entry_once(self, role: str, item: Item, parameters: dict[str, str | int]) -> EntryRun:
+    def entry_once(self, role: str, item: Item, parameters: dict[str, int]) -> EntryRun:
         """Run the ``reconstruct`` or ``sample`` entry once per submission; later calls reuse the run.
 
-        ``parameters`` are the contract's placeholders; ``{mel_dir}`` is the held-out
-        log-mels, mounted read-only, and ``{out_dir}`` the run's output folder.
+        ``parameters`` are the contract's integer placeholders the role uses (``num``, ``seed``);
+        ``{mel_dir}`` is the held-out log-mels, mounted read-only, when reconstructing, and
+        ``{out_dir}`` the run's output folder. Every placeholder a role does not use is None.
         """
         if role in self._entries:
             return self._entries[role]
@@ -111,14 +112,17 @@ class CheckContext:
         else:
             workdir = self.fresh_workdir(role)
             inputs = {"mels": self.heldout.mel_dir} if role == "reconstruct" else {}
-            values = {"mel_dir": "{mels}", "out_dir": f"{{workdir}}/{OUTPUT_FOLDER}", **{k: str(v) for k, v in
-                                                                                       parameters.items()}}
+            values = {"mel_dir": "{mels}" if role == "reconstruct" else None, "num": None, "seed": None,
+                      **parameters, "out_dir": f"{{workdir}}/{OUTPUT_FOLDER}"}
             entry = self._run_entry(role, item, finding.value, workdir, inputs, values)
         self._entries[role] = entry
         return entry
 
     def _run_entry(self, role: str, item: Item, value: str, workdir: Path, inputs: dict[str, Path],
-                   values: dict[str, str]) -> EntryRun:
+                   values: dict[str, str | int | None]) -> EntryRun:
+        """Run one entry: a notebook gets ``values`` as Python values (None included, the contract's
+        typed placeholders); a command line gets them as text in its arguments, and a placeholder
+        whose value is None stays as written."""
         out_dir = workdir / OUTPUT_FOLDER
         if value.endswith(".ipynb"):
             try:
@@ -129,5 +133,6 @@ class CheckContext:
             self.runs.append(RunEntry(item_id=item.id, purpose=f"{role} (notebook {value})", result=run.run))
             return EntryRun(run.ok, run.error or run.run.message, out_dir)
         # The contract's placeholders become the sandbox's own ({mels}, {workdir}), which it fills in.
-        result = self.run_command(item, role, sandbox.fill_placeholders(value, values), workdir, inputs)
+        text = {name: str(given) for name, given in values.items() if given is not None}
+        result = self.run_command(item, role, sandbox.fill_placeholders(value, text), workdir, inputs)
         return EntryRun(result.ok, result.message, out_dir)

@@ -377,8 +377,27 @@ def _extract(source: Path, entries: Iterator[_Entry], work_dir: Path, limits: In
             raise IntakeRefused(source, "bad_name", f"{entry.name!r} cannot be a file name here "
                                 f"({error.strerror}); shorten or rename it") from error
         names.append("/".join(parts))
+    notes += [f"{name} inside your submission was not expanded: nested archives are not opened; zip your files "
+              "directly (one archive)" for name in sorted(names) if _is_archive(work_dir / name)]
     return Submission(id=submission_id(source), source=source, work_dir=work_dir, files=sorted(names),
                       ignored=ignored, stripped_folder=stripped, unpacked_bytes=written, notes=notes)
+
+_ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz", ".rar", ".7z")
+_ARCHIVE_MAGIC = ((b"PK\x03\x04", 0), (b"PK\x05\x06", 0), (b"Rar!\x1a\x07", 0), (b"7z\xbc\xaf\x27\x1c", 0),
+                  (b"\x1f\x8b", 0), (b"ustar", 257))
+
+
+def _is_archive(path: Path) -> bool:
+    """Whether an unpacked file is an archive the student probably meant to be opened: named as one, or
+    without any extension and starting like one. (Checkpoints such as ``.pt``, ``.npz`` and ``.keras``
+    are zips inside: their content alone does not count.)"""
+    if path.name.lower().endswith(_ARCHIVE_SUFFIXES):
+        return True
+    if path.suffix:
+        return False
+    with open(path, "rb") as file:
+        head = file.read(262)
+    return any(head[offset:offset + len(magic)] == magic for magic, offset in _ARCHIVE_MAGIC)
 
 
 def _make_folders(work_dir: Path, parts: tuple[str, ...]) -> None:

@@ -32,21 +32,97 @@ RUN_FOLDER = ".grader-notebooks"
 """Folder of the work folder where the prepared and executed notebooks are written."""
 _OUTPUT_CHARS_PER_CELL = 2000
 
+_OUTPUT_LIMIT_EXIT = 3
+"""The runner's exit status when it stopped the notebook for sending more than ``output_bytes`` of output."""
+_OUTPUT_LIMIT_MARK = "grader: the notebook's output passed output_bytes"
+"""The runner's last line on stderr in that case; with the exit status, what :func:`_output_limit` recognises."""
+
 # Runs inside the sandbox with the venv's python: execute, and always save what ran. The
 # kernel talks to nbclient over TCP on the loopback of the run's own network namespace.
+# What cells print travels to nbclient as messages, not on the run's stdout, so the
+# sandbox's own output_bytes count never sees it: the runner counts it (every message
+# about a cell but its status and echoed source: streams, displays, errors, widget
+# state) and stops the notebook past the limit, that cell's outputs ending with a note.
+# The executed notebook holds only this run's outputs (those saved in the student's file
+# are cleared first), at most KEEP bytes of each cell's (errors always kept).
 _RUNNER = """
+import json
 import sys
 import nbformat
 from nbclient import NotebookClient
-source, executed, cwd, timeout = sys.argv[1:5]
+from nbclient.exceptions import DeadKernelError
+source, executed, cwd, timeout, limit = sys.argv[1:6]
+limit = int(limit)
+KEEP = 100_000
+
+
+class BoundedClient(NotebookClient):
+    sent = 0
+    over = False
+
+    def process_message(self, msg, cell, cell_index):
+        if self.over:
+            return super().process_message(msg, cell, cell_index) if msg["msg_type"] == "status" else None
+        if msg["msg_type"] not in ("status", "execute_input"):
+            self.sent += len(json.dumps(msg["content"], default=str).encode())
+            self.sent += sum(len(buffer) for buffer in msg.get("buffers") or [])
+            if self.sent > limit:
+                self.over, self.shutdown_kernel = True, "immediate"
+                cell.outputs.append(nbformat.v4.new_output("stream", name="stderr", text=(
+                    f"[stopped by the grader: the notebook sent more than {limit} bytes of output "
+                    f"(limit output_bytes = {limit})]")))
+                self.task_poll_for_reply.cancel()  # ends the cell now (nbclient then raises DeadKernelError)
+                return None
+        return super().process_message(msg, cell, cell_index)
+
+
+def trimmed(outputs):
+    kept, size = [], 0
+    for output in outputs:
+        length = len(json.dumps(output))
+        if output.output_type == "error" or size + length <= KEEP:
+            kept.append(output)
+            size += length
+        elif size < KEEP:
+            text = output.text[:KEEP - size] if output.output_type == "stream" else ""
+            kept.append(nbformat.v4.new_output("stream", name="stderr", text=(
+                f"{text}[the grader kept the first {KEEP} bytes of this cell's output]")))
+            size = KEEP
+    return kept
+
+
 notebook = nbformat.read(source, as_version=4)
-client = NotebookClient(notebook, timeout=int(timeout), kernel_name="python3",
-                        resources={"metadata": {"path": cwd}})
+for cell in notebook.cells:
+    if cell.cell_type == "code":
+        cell.outputs = []
+client = BoundedClient(notebook, timeout=int(timeout), kernel_name="python3",
+                       resources={"metadata": {"path": cwd}})
 try:
     client.execute()
+except DeadKernelError:
+    if not client.over:
+        raise
 finally:
+    for cell in notebook.cells:
+        if cell.cell_type == "code":
+            cell.outputs = trimmed(cell.outputs)
     nbformat.write(notebook, executed)
+""" + f"""
+if client.over:
+    print({_OUTPUT_LIMIT_MARK!r}, file=sys.stderr)
+    sys.exit({_OUTPUT_LIMIT_EXIT})
 """
+
+
+def _output_limit(result: sandbox.RunResult, limits: RunLimits) -> sandbox.RunResult:
+    """``result`` as the verdict ``output_limit`` when the runner stopped the notebook for its output."""
+    stopped = (result.verdict is sandbox.Verdict.EXIT_CODE and result.exit_code == _OUTPUT_LIMIT_EXIT
+               and result.stderr.rstrip().endswith(_OUTPUT_LIMIT_MARK))
+    if not stopped:
+        return result
+    return result.model_copy(update=dict(
+        verdict=sandbox.Verdict.OUTPUT_LIMIT, message=f"stopped: the notebook's cells printed or displayed more "
+        f"than {limits.output_bytes} bytes (limit output_bytes = {limits.output_bytes})"))
 
 
 class NotebookError(ValueError):
@@ -100,16 +176,20 @@ def load_notebook(path: str | os.PathLike) -> nbformat.NotebookNode:
     return notebook
 
 
-def inject_parameters(notebook: nbformat.NotebookNode, parameters: Mapping[str, str | int | float]) -> int:
+def inject_parameters(notebook: nbformat.NotebookNode, parameters: Mapping[str, str | int | float | None]) -> int:
     """Insert a cell setting ``parameters`` as variables; returns its index.
 
     It goes right after the first cell tagged ``parameters`` (so that it overrides the
-    student's defaults), or first when no cell is tagged. Values are written as Python
-    literals (``repr``), so no value can inject code.
+    student's defaults), or first when no cell is tagged. Values keep their types, as the
+    contract says (``num = 4``, ``mel_dir = None``, paths as strings): each is written as a
+    Python literal (``repr``) of a string, a number or None, so no value can inject code.
     """
     for name in parameters:
         if not name.isidentifier():
             raise ValueError(f"parameter {name!r} is not a Python variable name")
+    for name, value in parameters.items():
+        if value is not None and type(value) not in (str, int, float):
+            raise TypeError(f"parameter {name!r} is a {type(value).__name__}, not a string, a number or None")
     source = "# Parameters injected by the grader\n" + "".join(f"{name} = {value!r}\n"
                                                              for name, value in parameters.items())
     cell = nbformat.v4.new_code_cell(source, metadata={"tags": [INJECTED_TAG]})
@@ -125,7 +205,7 @@ def inject_parameters(notebook: nbformat.NotebookNode, parameters: Mapping[str, 
 def run_notebook(
     notebook: str,
     workdir: str | os.PathLike,
-    parameters: Mapping[str, str | int | float],
+    parameters: Mapping[str, str | int | float | None],
     inputs: Mapping[str, str | os.PathLike] | None = None,
     limits: RunLimits | None = None,
     *,
@@ -166,8 +246,8 @@ def run_notebook(
     inside = where["workdir"]
     command = ["python", "-c", _RUNNER, f"{inside}/{RUN_FOLDER}/{prepared_name}",
                f"{inside}/{RUN_FOLDER}/{executed_name}", f"{inside}/{relative.parent}",
-               str(math.ceil(limits.cell_seconds))]
-    result = sandbox.run(command, workdir, inputs, limits, allow_unsandboxed=allow_unsandboxed)
+               str(math.ceil(limits.cell_seconds)), str(limits.output_bytes)]
+    result = _output_limit(sandbox.run(command, workdir, inputs, limits, allow_unsandboxed=allow_unsandboxed), limits)
 
     executed_relative = f"{RUN_FOLDER}/{executed_name}"
     try:

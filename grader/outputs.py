@@ -1,12 +1,18 @@
-"""Reading what student code wrote: only plain files inside its work folder, checked before use."""
+"""Reading what student code wrote: only plain files inside its work folder, checked before use.
+
+Audio the report plays is written by :func:`copy_media`, never copied: see there.
+"""
 from __future__ import annotations
 
-import shutil
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+import soundfile as sf
+
 from grader import sandbox
-from reference.evaluation_unpaired import Validity, validity
+from reference.evaluation_unpaired import MAX_READ_SAMPLE_RATE, Validity, validity
 from reference.preprocess import AUDIO_SUFFIXES
 
 MAX_FILE_BYTES = 50_000_000
@@ -61,9 +67,53 @@ def read_clips(workdir: Path, folder: str, expected: list[str] | None = None) ->
     return clips
 
 
-def copy_media(source: Path, media_dir: Path, name: str, out_root: Path) -> str:
-    """Copy ``source`` to ``media_dir/name`` and return its path relative to ``out_root`` (for the report)."""
+class MediaRefused(ValueError):
+    """Audio that is not put in the report folder; the message says why, in words for the student."""
+
+
+def copy_media(source: Path, media_dir: Path, stem: str, out_root: Path) -> str:
+    """Write ``source``'s decoded samples as a new WAV ``media_dir/<stem>.wav``; return it relative to ``out_root``.
+
+    Nothing of ``source`` but its samples reaches the report folder. A student's file may be a
+    polyglot (a valid WAV whose extra chunk is an HTML page, handed in as ``clip.html``): copied
+    as it is, a browser opening the report would run its script on the report's origin. Here the
+    file is decoded (at most 50 MB and 60 s, judged from its header before any sample is read)
+    and its samples are written by the grader as 16-bit PCM at the file's own rate and channels,
+    under a name the grader chose (``stem``, reduced to letters, digits, ``.``, ``_`` and ``-``)
+    that always ends in ``.wav``. NaN and infinite samples become silence, samples beyond full
+    scale are clipped.
+
+    Raises:
+        MediaRefused: not decodable audio, over the size or length limits, or without samples.
+    """
+    samples, rate = _decode(source)
     media_dir.mkdir(parents=True, exist_ok=True)
-    target = media_dir / name
-    shutil.copyfile(source, target)
+    target = media_dir / f"{re.sub(r'[^A-Za-z0-9._-]+', '-', stem).lstrip('.-') or 'clip'}.wav"
+    sf.write(target, np.clip(np.nan_to_num(samples, nan=0.0, posinf=0.0, neginf=0.0), -1.0, 1.0), rate,
+             subtype="PCM_16", format="WAV")
     return target.relative_to(out_root).as_posix()
+
+
+def _decode(source: Path) -> tuple[np.ndarray, int]:
+    """The samples (frames, channels) and rate of ``source`` within the contract's limits, or :class:`MediaRefused`."""
+    if source.stat().st_size > MAX_FILE_BYTES:
+        raise MediaRefused(f"{source.name} is over 50 MB")
+    try:
+        info = sf.info(str(source))
+    except Exception as error:  # libsndfile's errors: all mean "not audio it can decode"
+        raise MediaRefused(f"{source.name} is not a readable audio file ({error})") from None
+    if info.samplerate <= 0 or info.channels <= 0:
+        raise MediaRefused(f"{source.name} declares {info.samplerate} Hz and {info.channels} channel(s)")
+    if info.frames > MAX_CLIP_SECONDS * info.samplerate:
+        raise MediaRefused(f"{source.name} is {info.frames / info.samplerate:.1f} s long, longer than "
+                           f"{MAX_CLIP_SECONDS:.0f} s")
+    if info.frames * info.channels > MAX_CLIP_SECONDS * MAX_READ_SAMPLE_RATE:
+        raise MediaRefused(f"{source.name} has {info.channels} channels at {info.samplerate} Hz: more samples than "
+                           f"{MAX_CLIP_SECONDS:.0f} s of {MAX_READ_SAMPLE_RATE // 1000} kHz stereo")
+    try:  # never more frames than the header promised, whatever the data holds
+        samples, rate = sf.read(str(source), frames=info.frames, dtype="float32", always_2d=True)
+    except Exception as error:
+        raise MediaRefused(f"{source.name} could not be decoded ({error})") from None
+    if not samples.size:
+        raise MediaRefused(f"{source.name} holds 0 samples: there is nothing to play")
+    return samples, rate

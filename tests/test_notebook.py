@@ -115,3 +115,42 @@ def test_without_a_parameters_cell_the_injection_comes_first():
     notebook.cells = [code("a = 1")]
     assert inject_parameters(notebook, {"seed": 0}) == 0
     assert notebook.cells[0].metadata["tags"] == [INJECTED_TAG]
+
+
+@needs_sandbox
+def test_a_notebook_printing_30_mb_is_stopped_at_output_bytes_and_its_executed_copy_stays_small(tmp_path):
+    """What cells print reaches nbclient as kernel messages, which the sandbox's own count never sees.
+
+    Outputs saved in the student's file (here an old error and 3 MB of text in a cell that
+    never ran) are not taken for this run's.
+    """
+    workdir = tmp_path / "work"
+    never_ran = code("open('after.txt', 'w').write('ran')")
+    never_ran.outputs = [nbformat.v4.new_output("error", ename="OldError", evalue="from the student's session",
+                                                traceback=[]),
+                         nbformat.v4.new_output("stream", name="stdout", text="x" * 3_000_000)]
+    save(workdir / "model.ipynb", code("x = 1"), code("chunk = 'x' * 1_000_000\nfor _ in range(30):\n    print(chunk)"),
+         never_ran)
+    ran = run_notebook("model.ipynb", workdir, {}, limits=LIMITS)
+    limit = LIMITS.output_bytes
+    assert ran.run.verdict is sandbox.Verdict.OUTPUT_LIMIT, (ran.run.message, ran.run.stderr)
+    assert ran.error == (f"the notebook run stopped: the notebook's cells printed or displayed more than {limit} "
+                         f"bytes (limit output_bytes = {limit})")
+    assert not (workdir / "after.txt").exists()  # the notebook stopped in the cell that printed
+    assert (workdir / ran.executed).stat().st_size < limit / 50  # at most 100 kB of a cell's outputs are kept
+    executed = nbformat.read(workdir / ran.executed, as_version=4)
+    assert f"stopped by the grader: the notebook sent more than {limit} bytes of output" in \
+        executed.cells[2].outputs[-1].text
+    assert executed.cells[3].outputs == []
+
+
+def test_injected_values_keep_their_types():
+    """The contract: num and seed are integers, paths strings, and what a mode does not use is None."""
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [code("mel_dir = 'mels'\nnum = 1", "parameters")]
+    index = inject_parameters(notebook, {"mel_dir": None, "out_dir": "/work/out", "num": 4, "seed": 0})
+    tree = ast.parse(notebook.cells[index].source)
+    assert [(node.targets[0].id, ast.literal_eval(node.value)) for node in tree.body] == [
+        ("mel_dir", None), ("out_dir", "/work/out"), ("num", 4), ("seed", 0)]
+    with pytest.raises(TypeError, match="'num' is a list"):
+        inject_parameters(notebook, {"num": [4]})

@@ -7,7 +7,7 @@ at the floor's value. Griffin-Lim on the true log-mel is shown beside, as contex
 from __future__ import annotations
 
 from grader.context import OUTPUT_FOLDER, CheckContext, Outcome
-from grader.outputs import copy_media, read_clips
+from grader.outputs import MediaRefused, copy_media, read_clips
 from grader.rubric import Item
 from grader.scoring import HIGHER_IS_BETTER, SOURCES, points_fraction
 from reference.evaluation import INTRUSIVE_METRICS, aggregate, score_pairs
@@ -39,11 +39,11 @@ def check(ctx: CheckContext, item: Item) -> Outcome:
     ctx.clip_metrics = [scored.get(c.name, {"name": c.name, "reasons": {"all": c.problem}}) for c in clips]
     ctx.comparison = {"student": {m: s["mean"] for m, s in aggregate(rows, INTRUSIVE_METRICS).items()},
                       **{source: baseline.means[source] for source in SOURCES}}
-    _listen(ctx, clips)
+    unplayable = _listen(ctx, clips)
     floor, reference = baseline.means["floor"].get(metric), baseline.means["reference"].get(metric)
     share = points_fraction(student_mean, floor, reference, HIGHER_IS_BETTER[metric], item.params.get("curve", "linear"))
     missing = [c for c in clips if not c.usable]
-    evidence = [f"{c.name}: {c.problem}" for c in missing[:6]]
+    evidence = [f"{c.name}: {c.problem}" for c in missing[:6]] + unplayable
     evidence += [f"{row.name}: {metric} {row.values.get(metric)}" for row in rows[:6]]
     gl = baseline.means["griffin_lim"].get(metric)
     explanation = (f"{metric} {_fmt(student_mean)} over {len(names)} held-out clips (missing clips count at the floor); "
@@ -59,24 +59,31 @@ def _fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.2f}"
 
 
-def _listen(ctx: CheckContext, clips) -> None:
-    """Copy a few clips' truth, reference, Griffin-Lim and student audio into the report's media."""
+def _listen(ctx: CheckContext, clips) -> list[str]:
+    """Put a few clips' truth, reference, Griffin-Lim and student audio in the report's media (re-encoded).
+
+    Returns why a student clip is not there although it was written and usable (e.g. it holds 0 samples).
+    """
     from grader.results import ListenClip
 
     by_name = {c.name: c for c in clips}
+    unplayable = []
     for clip in ctx.heldout.clips[:LISTEN_CLIPS]:
         name = clip.path.stem
         student = by_name.get(name)
-        listen = ListenClip(name=name, truth=copy_media(clip.path, ctx.media_dir, f"{name}.truth.wav", ctx.out_root))
+        listen = ListenClip(name=name, truth=copy_media(clip.path, ctx.media_dir, f"{name}.truth", ctx.out_root))
         for source in ("reference", "griffin_lim"):
             setattr(listen, source, copy_media(ctx.baseline.audio(source, name), ctx.media_dir,
-                                               f"{name}.{source}.wav", ctx.out_root))
+                                               f"{name}.{source}", ctx.out_root))
         if student is not None and student.usable:
-            listen.student = copy_media(student.path, ctx.media_dir, f"{name}.student{student.path.suffix}",
-                                        ctx.out_root)
+            try:
+                listen.student = copy_media(student.path, ctx.media_dir, f"{name}.student", ctx.out_root)
+            except MediaRefused as refused:
+                unplayable.append(f"{name}: not put in the report: {refused}")
         rows = {"student": ctx.clip_metrics, **{source: ctx.baseline.rows[source] for source in SOURCES}}
         for source, source_rows in rows.items():
             row = next((r for r in source_rows if r.get("name") == name), None)
             if row is not None:
                 listen.metrics[source] = {m: row.get(m) for m in LISTEN_METRICS}
         ctx.listen.append(listen)
+    return unplayable
