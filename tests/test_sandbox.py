@@ -149,6 +149,91 @@ def test_writing_too_much_to_the_work_folder_is_output_limit(workdir):
     assert result.verdict is Verdict.OUTPUT_LIMIT and "disk_bytes" in result.message
 
 
+@pytest.mark.parametrize("depth", [0, 20], ids=["at the top", "deeper than PATH_MAX"])
+def test_blocks_held_with_fallocate_count_against_disk_bytes(workdir, depth):
+    """200 MB reserved with FALLOC_FL_KEEP_SIZE: no file size shows them, the blocks do; 20 folders of
+    250-character names put the file past PATH_MAX, where no walk by path could reach it."""
+    holder = python(f"""
+        import ctypes, os, time
+        for _ in range({depth}):
+            os.mkdir("d" * 250)
+            os.chdir("d" * 250)
+        fd = os.open("held.bin", os.O_CREAT | os.O_WRONLY)
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.fallocate(fd, 1, ctypes.c_long(0), ctypes.c_long(200 * 2**20)):  # 1: FALLOC_FL_KEEP_SIZE
+            raise OSError(ctypes.get_errno(), "fallocate")
+        print(os.fstat(fd).st_size, flush=True)
+        time.sleep(15)
+    """)
+    result = sandbox.run(holder, workdir, limits=SMALL.with_overrides({"disk_bytes": 20 * 2**20}))
+    assert result.verdict is Verdict.OUTPUT_LIMIT and "disk_bytes" in result.message, result
+    assert result.stdout == "0\n" and result.wall_seconds < 5  # stopped by a poll, not at its end
+
+
+def test_files_past_disk_inodes_are_output_limit(workdir):
+    maker = python("""
+        import time
+        for number in range(1000):
+            open(f"empty-{number}", "w").close()
+        time.sleep(15)
+    """)
+    result = sandbox.run(maker, workdir, limits=SMALL.with_overrides({"disk_inodes": 200}))
+    assert result.verdict is Verdict.OUTPUT_LIMIT and "disk_inodes" in result.message, result
+    assert result.wall_seconds < 5
+
+
+@contextlib.contextmanager
+def tmpfs(folder: Path, size_bytes: int, inodes: int):
+    """``folder`` as a small tmpfs of its own for the duration (root only; skips the test where it cannot)."""
+    if not AS_ROOT:
+        pytest.skip("mounting a tmpfs needs root")
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_bytes},nr_inodes={inodes}", "tmpfs",
+                              str(folder)], capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "--lazy", str(folder)], check=True)
+
+
+@pytest.mark.parametrize(("key", "filler"), [
+    ("disk_bytes", "open('big.bin', 'wb').write(b'x' * 2 * 2**20)"),
+    ("disk_inodes", "[open(f'empty-{number}', 'w').close() for number in range(100)]"),
+])
+def test_a_full_work_folder_of_its_own_is_output_limit_whatever_the_exit_code(workdir, key, filler):
+    """The root grader's work folder is a size- and inode-limited tmpfs: the kernel refuses the write
+    (ENOSPC), the program exits with a code of its own, and statvfs names the limit."""
+    with tmpfs(workdir, 2**20, 64):
+        result = sandbox.run(python(f"""
+            try:
+                {filler}
+            except OSError as error:
+                print(error.strerror)
+                raise SystemExit(3)
+        """), workdir, limits=SMALL.with_overrides({"disk_bytes": 2**20, "disk_inodes": 64}))
+    assert result.stdout == "No space left on device\n"
+    assert result.verdict is Verdict.OUTPUT_LIMIT and key in result.message and "full" in result.message, result
+
+
+def test_a_folder_1200_deep_is_handed_over_without_recursion(workdir):
+    """os.walk recurses in Python 3.11 and raised RecursionError here. The chain is made through
+    descriptors, on a tmpfs (1,200 folders on this disk take a second) that the unmount removes."""
+    flags = os.O_RDONLY | os.O_DIRECTORY
+    with tmpfs(workdir, 2**24, 2000):
+        deepest = os.open(workdir, flags)
+        try:
+            for _ in range(1200):
+                os.mkdir("d", dir_fd=deepest)
+                deepest, above = os.open("d", flags, dir_fd=deepest), deepest
+                os.close(above)
+            result = sandbox.run(["sh", "-c", "touch " + "d/" * 1200 + "written"], workdir, limits=SMALL)
+            assert result.ok, result
+            assert os.stat("written", dir_fd=deepest).st_uid == sandbox.SANDBOX_UID
+        finally:
+            os.close(deepest)
+
+
 def test_file_size_limit_stops_a_large_write(workdir):
     result = sandbox.run(["sh", "-c", "head -c 3000000 /dev/zero > big.bin"], workdir,
                          limits=SMALL.with_overrides({"file_size_bytes": 1_000_000}))
@@ -388,6 +473,57 @@ def test_warm_numba_cache_is_used_read_only(workdir):
     assert sorted((path.name, path.stat().st_mtime_ns) for path in cache.rglob("*")) == before
 
 
+# --------------------------------------------------------------------------- kernel state shared between runs
+
+def add_key(description: str) -> str:
+    """Python code that stores a key under ``description`` in its user's keyring and prints what add_key said."""
+    return textwrap.dedent(f"""
+        import ctypes, os
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.syscall.restype = ctypes.c_long
+        number = {{"x86_64": 248, "aarch64": 217}}[os.uname().machine]
+        key = libc.syscall(ctypes.c_long(number), b"user", {description.encode()!r}, b"secret", ctypes.c_long(6),
+                           ctypes.c_long(-4))  # KEY_SPEC_USER_KEYRING
+        print("add_key:", os.strerror(ctypes.get_errno()) if key < 0 else "stored")
+    """)
+
+
+def test_keyrings_are_refused_so_no_key_reaches_a_later_run(workdir):
+    """Every run is uid 65534: a key in its user keyring would be readable by the next submission's runs."""
+    description = f"grader-probe-{uuid.uuid4().hex}"
+    stored = sandbox.run(["python", "-c", add_key(description)], workdir, limits=SMALL)
+    later = sandbox.run(["cat", "/proc/keys"], workdir, limits=SMALL)
+    assert stored.stdout == "add_key: Operation not permitted\n", stored
+    assert later.ok and description not in later.stdout
+
+
+def test_the_unsandboxed_mode_has_the_filter_too(monkeypatch, workdir):
+    monkeypatch.setattr(sandbox, "BWRAP", None)
+    description = f"grader-probe-{uuid.uuid4().hex}"
+    stored = sandbox.run(["python", "-c", add_key(description)], workdir, limits=SMALL, allow_unsandboxed=True)
+    assert stored.stdout == "add_key: Operation not permitted\n", stored
+    assert description not in Path("/proc/keys").read_text()
+
+
+def test_the_filter_leaves_processes_threads_and_pools_alone_but_refuses_new_namespaces(workdir):
+    result = sandbox.run(python("""
+        import ctypes, multiprocessing, os, subprocess, threading
+        with multiprocessing.Pool(2) as pool:  # fork, semaphores in /dev/shm, pipes
+            print(pool.map(abs, [-1, -2, -3]))
+        thread = threading.Thread(target=print, args=("thread",))  # glibc tries clone3, then clone
+        thread.start()
+        thread.join()
+        print(subprocess.run(["sh", "-c", "echo sub | cat"], capture_output=True, text=True).stdout.strip())
+        print(os.waitpid(os.posix_spawn("/bin/true", ["true"], {}), 0)[1])
+        libc = ctypes.CDLL(None, use_errno=True)
+        for name, flags in (("user", 0x10000000), ("mount", 0x20000), ("network", 0x40000000)):
+            print(name, libc.unshare(flags), os.strerror(ctypes.get_errno()))
+    """), workdir, limits=SMALL)
+    assert result.ok, result
+    assert result.stdout.splitlines() == ["[1, 2, 3]", "thread", "sub", "0", "user -1 Operation not permitted",
+                                          "mount -1 Operation not permitted", "network -1 Operation not permitted"]
+
+
 CREDENTIALS = python("""
     import resource
     status = dict(line.split(":", 1) for line in open("/proc/self/status").read().splitlines())
@@ -492,7 +628,7 @@ NON_ROOT_CHECKS = textwrap.dedent("""
     import json, sys
     from grader import sandbox
     from grader.limits import RunLimits
-    workdir, port, project_file = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+    workdir, port, project_file, add_key = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
     small = RunLimits(wall_seconds=20, memory_bytes=256 * 2**20, processes=16)
     def py(code):
         return ["python", "-c", code]
@@ -506,6 +642,7 @@ NON_ROOT_CHECKS = textwrap.dedent("""
             "import socket\\ntry:\\n    socket.create_connection(('127.0.0.1', %d), timeout=2); print('connected')\\n"
             "except OSError: print('refused')" % port), workdir, limits=small),
         "escape": sandbox.run(py("open(%r)" % project_file), workdir, limits=small),
+        "keyring": sandbox.run(py(add_key), workdir, limits=small),
     }
     print(json.dumps({name: r.model_dump(mode="json") for name, r in runs.items()}))
 """)
@@ -531,7 +668,7 @@ def test_a_user_without_root_gets_the_same_sandbox():
         completed = subprocess.run(
             ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--",
              sys.executable, "-c", NON_ROOT_CHECKS, str(workdir), str(listener.getsockname()[1]),
-             str(PROJECT_ROOT / "pyproject.toml")],
+             str(PROJECT_ROOT / "pyproject.toml"), add_key(f"grader-probe-{uuid.uuid4().hex}")],
             cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120,
             env={"PATH": os.environ["PATH"], "HOME": "/nonexistent"})
     finally:
@@ -546,3 +683,4 @@ def test_a_user_without_root_gets_the_same_sandbox():
     assert runs["memory_hog"]["verdict"] == "out_of_memory"
     assert runs["network"]["stdout"] == "refused\n"
     assert runs["escape"]["verdict"] == "exit_code" and "FileNotFoundError" in runs["escape"]["stderr"]
+    assert runs["keyring"]["stdout"] == "add_key: Operation not permitted\n"
