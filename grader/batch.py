@@ -12,6 +12,9 @@ worker processes (or on a dask cluster, :mod:`grader.cluster`), with a progress 
 - Cores: with ``jobs`` N, the grader's own scoring of each submission uses at most
   ``cores // N`` processes; student code runs with the rubric's ``cpu_threads`` (one by
   default) whatever N is, so results never depend on it.
+- Attempts: files of one student (a resubmission beside the first in one LMS export, or
+  one file name in two folders) are all graded, each into a result of its own: the
+  student's attempts, in the order handed in (:func:`submission_ids`).
 - A worker process that dies (the grader's own crash, never student code: that runs
   in the sandbox) costs only the submissions it was grading: they get a
   ``grader_error`` result (never reused, so the next run retries them) and the batch
@@ -29,6 +32,7 @@ from pathlib import Path
 from typing import Iterator
 
 from grader.cache import read_result, reusable
+from grader.identity import attempt_id
 from grader.intake import submission_id
 from grader.pipeline import RESULTS_FOLDER, GradingSetup, grade_submission, warm_up
 from grader.report.spectrograms import draw_spectrograms, warm_up_drawing
@@ -72,10 +76,6 @@ class Pending:
     """How long its earlier grading took, where an earlier result (not reusable now) says."""
 
 
-class DuplicateSubmissions(ValueError):
-    """Two sources of one batch would share a submission id (and so one result file)."""
-
-
 def cores_per_job(jobs: int) -> int:
     """Cores each of ``jobs`` concurrent submissions gets on this machine (at least one)."""
     return max(1, len(os.sched_getaffinity(0)) // max(1, jobs))
@@ -84,20 +84,12 @@ def cores_per_job(jobs: int) -> int:
 def plan(sources: list[Path], setup: GradingSetup, force: bool = False) -> tuple[list[BatchEntry], list[Pending]]:
     """Split ``sources`` into results reused from ``setup.out_dir`` and submissions to grade.
 
-    Raises:
-        DuplicateSubmissions: two sources map to one submission id (e.g. a late resubmission
-            exported beside the first); the message names them.
+    A file given twice is one source; files of one student are its attempts (:func:`submission_ids`).
     """
-    ids = [submission_id(source) for source in sources]
-    repeated = [sid for sid, count in Counter(ids).items() if count > 1]
-    if repeated:
-        clashes = "; ".join(f"{sid}: " + ", ".join(str(s) for s, i in zip(sources, ids) if i == sid)
-                            for sid in repeated)
-        raise DuplicateSubmissions(f"these files would share a submission id, and so one result: {clashes}. "
-                                   "Keep one file per student (e.g. the latest) and grade again.")
+    sources = _once_each(sources)
     _remove_stale_temporaries(setup.out_dir / RESULTS_FOLDER)
     reused, pending = [], []
-    for source, sid in zip(sources, ids):
+    for source, sid in zip(sources, submission_ids(sources)):
         key = setup.cache_key(source)
         earlier = read_result(setup.result_path(sid))
         if earlier is not None and not force and key and reusable(earlier, key, setup.out_dir):
@@ -106,6 +98,44 @@ def plan(sources: list[Path], setup: GradingSetup, force: bool = False) -> tuple
             took = earlier.seconds if earlier is not None and earlier.status != "grader_error" else None
             pending.append(Pending(Path(source), sid, key, took))
     return reused, pending
+
+
+def _once_each(sources: list[Path]) -> list[Path]:
+    """``sources`` without a file or folder named again (by its resolved path), in their order."""
+    seen: set[Path] = set()
+    unique = []
+    for source in map(Path, sources):
+        if source.resolve() not in seen:
+            seen.add(source.resolve())
+            unique.append(source)
+    return unique
+
+
+def submission_ids(sources: list[Path]) -> list[str]:
+    """Each source's submission id: its student's (:func:`grader.intake.submission_id`), marked as a later attempt
+    where sources share it.
+
+    Sources sharing a student's id are that student's attempts, numbered in the order they were handed in: by
+    file modification time, then by path where times are equal; a source whose time cannot be read counts as
+    the oldest. The first keeps the student's id, a later one gets ``<id>~<n>``
+    (:func:`grader.identity.attempt_id`). The same files give the same ids on every run, so results are reused.
+    """
+    students = [submission_id(source) for source in sources]
+    handed_in = sorted(range(len(sources)), key=lambda index: (_modified(sources[index]), str(sources[index])))
+    counted: Counter[str] = Counter()
+    ids = [""] * len(sources)
+    for index in handed_in:
+        counted[students[index]] += 1
+        ids[index] = attempt_id(students[index], counted[students[index]])
+    return ids
+
+
+def _modified(source: Path) -> int:
+    """The modification time of ``source`` in nanoseconds; 0 where it cannot be read (intake will say why)."""
+    try:
+        return source.stat().st_mtime_ns
+    except OSError:
+        return 0
 
 
 def _remove_stale_temporaries(results: Path) -> None:
@@ -121,7 +151,7 @@ def grade_all(sources: list[Path], setup: GradingSetup, jobs: int = 1, *, force:
     """Grade what is not graded yet (see the module's notes) and return every source's entry.
 
     Args:
-        sources: zips or folders; their ids must differ (:func:`plan`).
+        sources: zips or folders; several of one student are graded as its attempts (:func:`plan`).
         jobs: submissions graded at once in local worker processes (ignored with ``scheduler``).
         force: regrade even where an earlier result could be reused.
         scheduler: a dask.distributed scheduler's address; grading happens on its workers.
@@ -151,7 +181,7 @@ def grade_all(sources: list[Path], setup: GradingSetup, jobs: int = 1, *, force:
 
 def _grade_one(item: Pending, setup: GradingSetup) -> BatchEntry:
     """Grade one submission here, and draw its spectrograms (so the report at the end only links them)."""
-    result = grade_submission(item.source, setup, item.key)
+    result = grade_submission(item.source, setup, item.key, sid=item.submission_id)
     draw_spectrograms(result, setup.out_dir)
     return BatchEntry.of(result, reused=False)
 

@@ -64,15 +64,11 @@ def grade_main(argv: list[str]) -> int:
     setup = _setup(args, args.out, student_mode=False, allow_unsandboxed=args.unsafe_no_sandbox)
     if setup is None:
         return 2
-    from grader.batch import DuplicateSubmissions, grade_all
+    from grader.batch import grade_all
 
     from grader.report import render_all
 
-    try:
-        entries = grade_all(args.submissions, setup, jobs=args.jobs, force=args.force, scheduler=args.scheduler)
-    except DuplicateSubmissions as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    entries = grade_all(args.submissions, setup, jobs=args.jobs, force=args.force, scheduler=args.scheduler)
     _summary(entries, setup.out_dir)
     print(f"class page: {render_all(setup.out_dir, setup.rubric)}")
     return 0

@@ -31,6 +31,7 @@ from typing import BinaryIO
 
 from pydantic import BaseModel
 
+from grader.identity import archive_stem, identify
 from grader.limits import IntakeLimits
 
 IGNORED_FOLDERS = frozenset({"__MACOSX", "__pycache__", ".ipynb_checkpoints"})
@@ -85,7 +86,7 @@ class Submission(BaseModel):
 
 
 def submission_id(path: str | os.PathLike) -> str:
-    """The submission's id from its file name, keeping the student part of LMS exports.
+    """The submission's id from its file name: the student part of LMS exports (:func:`grader.identity.identify`).
 
     - Canvas ``doe_12345_67890_hw3.zip`` (``name[_LATE]_userid_submissionid_file``):
       ``doe_12345``, the name and the user id; the submission id and file name go.
@@ -94,18 +95,9 @@ def submission_id(path: str | os.PathLike) -> str:
     - anything else: the name without its extension.
     Characters other than letters, digits, ``.``, ``_`` and ``-`` become ``-``.
     """
-    stem = Path(path).name
-    if stem.lower().endswith(".zip"):
-        stem = stem[:-4]
-    for pattern in (
-        r"^(?P<name>[^_]+?)(?:_LATE)?_(?P<user>\d+)_\d+_.+$",  # Canvas
-        r"^(?P<name>.+?)_(?P<user>\d+)_assignsubmission_.*$",  # Moodle
-        r"^.+?_(?P<name>[^_]+)_attempt_\d{4}(?:-\d{2}){5}(?:_.*)?$",  # Blackboard
-    ):
-        match = re.match(pattern, stem)
-        if match:
-            stem = "_".join(part for part in match.groupdict().values() if part)
-            break
+    identity = identify(path)
+    stem = ("_".join(part for part in (identity.name, identity.user_id) if part) if identity.matched
+            else archive_stem(path))
     return re.sub(r"[^A-Za-z0-9._-]+", "-", stem).strip("-._") or "submission"
 
 

@@ -12,9 +12,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from grader import __version__
+from grader.identity import LmsIdentity, attempt_of, identify
 from grader.sandbox import RunResult
 
 ItemStatus = Literal["passed", "partial", "failed", "error", "skipped"]
@@ -91,13 +92,23 @@ class Versions(_Model):
 
 
 class SubmissionResult(_Model):
-    """Everything known about one graded (or refused) submission."""
+    """Everything known about one graded (or refused) submission.
+
+    Who it belongs to is ``identity``, read from the source's file name; ``student`` is only
+    what the submission declares about itself (see :mod:`grader.identity`).
+    """
 
     submission_id: str
     source: str = Field(description="The file or folder graded, as given.")
     status: SubmissionStatus
     message: str = ""
-    student: dict[str, str] = Field(default_factory=dict)
+    identity: LmsIdentity = Field(default_factory=LmsIdentity, description="The student the source's LMS file "
+                                  "name names: the identity in every export. Its lms is None when the name is no "
+                                  "LMS export's: the submission is unmatched, its ID empty.")
+    attempt: int = Field(1, ge=1, description="Which of its student's files of one batch this is (1, 2, ...; "
+                         "grader.batch.plan); a later attempt's submission id ends in ~<attempt>.")
+    student: dict[str, str] = Field(default_factory=dict, description="What submission.toml's [student] table "
+                                    "declares (name, id): shown as declared, never used as the identity.")
     total: float = 0.0
     max_total: float = 0.0
     items: list[ItemResult] = Field(default_factory=list)
@@ -120,6 +131,25 @@ class SubmissionResult(_Model):
                                       "without student code).")
     cache_key: str = Field("", description="What this result was graded from (grader.cache): a later run "
                            "with the same key reuses it instead of grading again.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _identity_from_names(cls, data: Any) -> Any:
+        """``identity`` from the source's file name and ``attempt`` from the submission id, where not given:
+        so every result has them, refused and failed ones too, and results written before they existed."""
+        if isinstance(data, dict):
+            data = dict(data)
+            if "identity" not in data and "source" in data:
+                data["identity"] = identify(data["source"])
+            if "attempt" not in data and "submission_id" in data:
+                data["attempt"] = attempt_of(data["submission_id"])
+        return data
+
+    @property
+    def student_label(self) -> str:
+        """The student's name for titles and tables: the name in the LMS file name, else the submission id;
+        never the declared name."""
+        return self.identity.name or self.submission_id
 
     @classmethod
     def refused(cls, submission_id: str, source: str, reason: str, max_total: float, versions: Versions) -> "SubmissionResult":

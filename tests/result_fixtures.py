@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from grader import intake
 from grader.discovery import discover
 from grader.results import (HandedInSample, ItemResult, ListenClip, QuestionOutcome, RunEntry, SubmissionResult,
                             Versions)
@@ -103,15 +104,18 @@ def discovery_dump() -> dict:
         return discover(folder).model_dump()
 
 
-def graded_result(out_dir: str | Path, submission_id: str, quality: float, seed: int = 0, clips: int = 3,
-                  name: str | None = None, flawed: bool = False) -> SubmissionResult:
+def graded_result(out_dir: str | Path, file_name: str, quality: float, seed: int = 0, clips: int = 3,
+                  declared: dict[str, str] | None = None, flawed: bool = False) -> SubmissionResult:
     """A graded result of ``quality`` (0..1: share of points, student SNR 0..25 dB) with its media, written to ``out_dir``.
 
+    ``file_name``: the file handed in (``submissions/<file_name>``); the result's id and identity come from it,
+    as the grader derives them. ``declared``: what its ``submission.toml`` declares (name, id).
     The result JSON goes to ``out_dir/results/<id>.json``, its audio to ``out_dir/media/<id>/``.
     ``flawed``: the student's output of the last clip is missing, and a handed-in
     sample is a file of garbage bytes, as a failed run and a careless student leave them.
     """
     out_dir = Path(out_dir)
+    submission_id = intake.submission_id(file_name)
     rng = np.random.default_rng(seed)
     media = f"media/{submission_id}"
     items, runs = [], []
@@ -173,8 +177,7 @@ def graded_result(out_dir: str | Path, submission_id: str, quality: float, seed:
                                     max_points=rubric().quiz.points_per_question))
     total = sum(i.points for i in items) + sum(q.points for q in quiz)
     result = SubmissionResult(
-        submission_id=submission_id, source=f"submissions/{submission_id}.zip", status="graded",
-        student={"name": name or submission_id.replace("_", " ").title(), "id": f"{seed:05d}"},
+        submission_id=submission_id, source=f"submissions/{file_name}", status="graded", student=declared or {},
         total=total, max_total=rubric().rubric.total_points, items=items, quiz=quiz, runs=runs, clip_metrics=rows,
         comparison=comparison, listen=listen, samples=samples, discovery=discovery_dump(),
         versions=Versions(rubric=f"{rubric().rubric.id}@{rubric().rubric.version}", heldout="0" * 64),
@@ -183,30 +186,45 @@ def graded_result(out_dir: str | Path, submission_id: str, quality: float, seed:
     return result
 
 
-def refused_result(out_dir: str | Path, submission_id: str) -> SubmissionResult:
-    """A result of an archive intake refused (written to ``out_dir/results``)."""
-    result = SubmissionResult.refused(submission_id, f"submissions/{submission_id}.zip",
+def refused_result(out_dir: str | Path, file_name: str) -> SubmissionResult:
+    """A result of the archive ``file_name`` refused by intake (written to ``out_dir/results``)."""
+    result = SubmissionResult.refused(intake.submission_id(file_name), f"submissions/{file_name}",
                                       "the archive holds a link (evil -> /etc/passwd); links are not accepted",
                                       rubric().rubric.total_points, Versions())
     result.write(Path(out_dir) / "results")
     return result
 
 
-def grader_error_result(out_dir: str | Path, submission_id: str) -> SubmissionResult:
-    """A result of the grader itself failing (written to ``out_dir/results``)."""
+def grader_error_result(out_dir: str | Path, file_name: str) -> SubmissionResult:
+    """A result of the grader itself failing on ``file_name`` (written to ``out_dir/results``)."""
     try:
         raise RuntimeError("the held-out set changed while grading")
     except RuntimeError as error:
-        result = SubmissionResult.from_exception(submission_id, f"submissions/{submission_id}.zip", error,
+        result = SubmissionResult.from_exception(intake.submission_id(file_name), f"submissions/{file_name}", error,
                                                  rubric().rubric.total_points, Versions())
     result.write(Path(out_dir) / "results")
     return result
 
 
+CLASS_FILES = {
+    "lovelace": "lovelaceada_1001_5001_hw3.zip",  # Canvas
+    "turing": "Alan Turing_1002_assignsubmission_file_hw3.zip",  # Moodle
+    "hopper": "hoppergrace_LATE_1003_5003_hw3.zip",  # Canvas, late
+    "mallory": "mallory_1004_5004_hw3.zip",  # Canvas
+    "unlucky": "unlucky hw3.zip",  # no LMS name: unmatched
+}
+"""The files of :func:`class_of_five`, as an LMS export (and one renamed by hand) names them."""
+
+
 def class_of_five(out_dir: str | Path) -> list[SubmissionResult]:
-    """A small class written to ``out_dir``: three graded (good, middling, poor and flawed), one refused, one failed."""
-    return [graded_result(out_dir, "lovelace_ada_1001", 0.95, seed=1, name="Ada Lovelace"),
-            graded_result(out_dir, "turing_alan_1002", 0.55, seed=2, name="Alan Turing"),
-            graded_result(out_dir, "hopper_grace_1003", 0.15, seed=3, name="Grace Hopper", flawed=True),
-            refused_result(out_dir, "mallory_1004"),
-            grader_error_result(out_dir, "unlucky_1005")]
+    """A small class written to ``out_dir``: three graded (good, middling, poor and flawed), one refused, one failed.
+
+    Their files are named as in :data:`CLASS_FILES`; the graded ones declare their authors in a manifest.
+    """
+    return [graded_result(out_dir, CLASS_FILES["lovelace"], 0.95, seed=1,
+                          declared={"name": "Ada Lovelace", "id": "al1"}),
+            graded_result(out_dir, CLASS_FILES["turing"], 0.55, seed=2, declared={"name": "Alan Turing"}),
+            graded_result(out_dir, CLASS_FILES["hopper"], 0.15, seed=3,
+                          declared={"name": "Grace Hopper", "id": "gh3"}, flawed=True),
+            refused_result(out_dir, CLASS_FILES["mallory"]),
+            grader_error_result(out_dir, CLASS_FILES["unlucky"])]

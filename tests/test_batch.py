@@ -1,8 +1,10 @@
 """Batch grading with real submissions and the real sandbox: serial and parallel give the
 same results, a batch killed with SIGKILL resumes to the same results, unchanged work is
-never graded twice (and --force regrades it), and a dask LocalCluster grades the same."""
+never graded twice (and --force regrades it), files of one student are graded as its
+attempts and credited to its LMS identity, and a dask LocalCluster grades the same."""
 from __future__ import annotations
 
+import csv
 import dataclasses
 import functools
 import json
@@ -13,12 +15,16 @@ import subprocess
 import sys
 import textwrap
 import time
+import zipfile
+from pathlib import Path
 
 import pytest
 
-from grader.batch import DuplicateSubmissions, Pending, grade_all, longest_first, plan
+from grader.batch import Pending, grade_all, longest_first, plan, submission_ids
 from grader.heldout import load_heldout
 from grader.pipeline import GradingSetup
+from grader.report import render_all
+from grader.results import SubmissionResult
 from grader.rubric import DEFAULT_RUBRIC, load_rubric
 from grader.scoring import load_baseline
 from reference import PROJECT_ROOT
@@ -140,12 +146,58 @@ def test_long_gradings_start_first(classroom, serial, tmp_path):
     assert [item.submission_id for item in order[:2]] == ["big", "small"]  # unknown times first, largest first
 
 
-def test_two_files_of_one_student_are_refused_before_grading(classroom, tmp_path):
-    root, sources, setup = classroom
-    late = tmp_path / "ada_LATE_111_9_hw3.zip"
-    late.write_bytes(sources[0].read_bytes())
-    with pytest.raises(DuplicateSubmissions, match="ada_111"):
-        plan([sources[0], late], setup("serial"))
+def handed_in(path, files: dict[str, str], modified: float):
+    """A zip at ``path`` holding ``files`` (name -> text), last modified at ``modified`` (seconds since the epoch)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, text in files.items():
+            archive.writestr(name, text)
+    os.utime(path, (modified, modified))
+    return path
+
+
+def test_files_of_one_student_are_graded_as_attempts_and_credited_to_the_lms_identity(classroom, tmp_path):
+    """A first file, a late resubmission and a file of the same name in another folder: three attempts of one
+    student; and Mallory's manifest naming another student credits Mallory's LMS id all the same."""
+    root, _, setup = classroom
+    first = handed_in(tmp_path / "a" / "eve_555_5_hw3.zip", {"notes.txt": "a first draft\n"}, 1_700_000_000)
+    late = handed_in(tmp_path / "b" / "eve_LATE_555_6_hw3.zip", {"notes.txt": "a late draft\n"}, 1_700_000_100)
+    copied = tmp_path / "a2" / "eve_555_5_hw3.zip"  # as old as the late one: before it by path ("a2" < "b")
+    copied.parent.mkdir()
+    copied.write_text("not a zip")
+    os.utime(copied, (1_700_000_100, 1_700_000_100))
+    formula = '=HYPERLINK("evil.example","Victim Student")'
+    manifest = f"[student]\nname = '{formula}'\nid = \"313131\"\n"
+    mallory = handed_in(tmp_path / "mallory_424242_999_hw3.zip",
+                        {"notes.txt": "nothing yet\n", "submission.toml": manifest}, 1_700_000_000)
+    sources = [late, copied, first, mallory, first]  # a file named twice is graded once
+    assert submission_ids(sources[:4]) == ["eve_555~3", "eve_555~2", "eve_555", "mallory_424242"]
+
+    entries = grade_all(sources, setup("attempts"), jobs=1, show_progress=False)
+    assert sorted(entry.submission_id for entry in entries) == ["eve_555", "eve_555~2", "eve_555~3", "mallory_424242"]
+    results = {path.stem: SubmissionResult.read(path) for path in (root / "attempts" / "results").glob("*.json")}
+    assert {sid: (r.attempt, r.status, Path(r.source)) for sid, r in results.items()} == {
+        "eve_555": (1, "graded", first), "eve_555~2": (2, "refused", copied), "eve_555~3": (3, "graded", late),
+        "mallory_424242": (1, "graded", mallory)}
+    assert {(r.identity.lms, r.identity.user_id) for sid, r in results.items() if sid.startswith("eve")} == {
+        ("canvas", "555")}
+    assert [sid for sid, r in sorted(results.items()) if r.identity.late] == ["eve_555~3"]
+    assert results["mallory_424242"].identity.user_id == "424242"
+    assert results["mallory_424242"].student == {"name": formula, "id": "313131"}  # declared, kept as such
+
+    again = grade_all(sources, setup("attempts"), jobs=1, show_progress=False)
+    assert len(again) == 4 and all(entry.reused for entry in again)
+
+    render_all(root / "attempts", setup("attempts").rubric)
+    with open(root / "attempts" / "grades.csv", newline="", encoding="utf-8-sig") as handle:
+        rows = list(csv.DictReader(handle))
+    [credited] = [row for row in rows if row["Student"] == "mallory"]
+    assert (credited["ID"], credited["Declared id"], credited["Declared name"]) == ("424242", "313131", "'" + formula)
+    assert not [row for row in rows if "313131" in (row["ID"], row["SIS User ID"])]
+    assert sorted((row["Student"], row["ID"], row["Attempt"], row["Late"]) for row in rows if row["ID"] == "555") == [
+        ("eve", "555", "1", ""), ("eve", "555", "2", ""), ("eve", "555", "3", "late")]
+    assert {path.name for path in (root / "attempts" / "pages").glob("eve*")} == {
+        "eve_555.html", "eve_555~2.html", "eve_555~3.html"}
 
 
 RESUMABLE_BATCH = """

@@ -103,7 +103,7 @@ def test_gradescope_json_follows_the_specification(graded):
 
 def test_failed_runs_show_their_traceback_in_the_items_output(graded):
     out, results = graded
-    payload = json.loads((out / "gradescope" / "hopper_grace_1003.json").read_text())
+    payload = json.loads((out / "gradescope" / "hoppergrace_1003.json").read_text())
     timed_out = [t for t in payload["tests"] if "timeout" in t["output"]]
     assert timed_out and all("KeyError: 'x'" in t["output"] for t in timed_out)
 
@@ -112,7 +112,7 @@ def test_gradescope_shows_the_answer_key_only_when_the_rubric_says_visible(grade
     _, results = graded
     rubric = result_fixtures.rubric()
     open_key = rubric.model_copy(update={"quiz": rubric.quiz.model_copy(update={"answers_visibility": "visible"})})
-    poor = next(r for r in results if r.submission_id == "hopper_grace_1003")
+    poor = next(r for r in results if r.submission_id == "hoppergrace_1003")
     wrong = [q for q in poor.quiz if not q.correct]
     outputs = [t["output"] for t in gradescope_dict(poor, open_key)["tests"] if "Your answer" in t["output"]]
     assert sum("The answer:" in o for o in outputs) == len(wrong) > 0
@@ -156,16 +156,75 @@ def test_grades_csv_reads_back_in_a_spreadsheet_and_canvas_layout(graded):
     header, body = rows[0], rows[1:]
     assert header[:5] == ["Student", "ID", "SIS User ID", "SIS Login ID", "Section"]
     assert header[5] == f"{rubric.rubric.title} (100)"
-    assert header[6:-1] == [f"{i.id} ({i.points:g})" for i in rubric.items] and header[-1] == "quiz (14)"
+    points = header.index("quiz (14)")
+    assert header[6:points] == [f"{i.id} ({i.points:g})" for i in rubric.items]
+    assert header[points + 1:] == ["Attempt", "Late", "LMS", "Declared name", "Declared id"]
     assert len(body) == len(results)
     for row, result in zip(body, results):
-        assert row[0] == (result.student.get("name") or result.submission_id)
+        assert row[:2] == [result.identity.name or result.submission_id, result.identity.user_id]
         assert float(row[5]) == pytest.approx(result.total, abs=0.01)
         if result.status == "graded":
-            parts = [float(cell) for cell in row[6:]]
+            parts = [float(cell) for cell in row[6:points + 1]]
             assert sum(parts) == pytest.approx(float(row[5]), abs=0.05)
         else:
-            assert row[6:] == [""] * (len(header) - 6)  # no items: empty, not a misleading zero
+            assert row[6:points + 1] == [""] * (points - 5)  # no items: empty, not a misleading zero
+    identities = {row[1]: row[0] for row in body}
+    assert identities == {"1001": "lovelaceada", "1002": "Alan Turing", "1003": "hoppergrace", "1004": "mallory",
+                          "": "unlucky-hw3"}
+    notes = {row[0]: row[points + 1:] for row in body}
+    assert notes["hoppergrace"] == ["1", "late", "canvas", "Grace Hopper", "gh3"]
+    assert notes["Alan Turing"] == ["1", "", "moodle", "Alan Turing", ""]
+    assert notes["unlucky-hw3"] == ["1", "", "unmatched", "", ""]
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    """The rows of a ``grades.csv`` by column name, as a spreadsheet or an LMS reads them."""
+    with open(path, newline="", encoding="utf-8-sig") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_the_lms_file_name_is_the_identity_and_the_manifest_is_only_declared(tmp_path):
+    """Mallory hands in a zip whose manifest names another student: the credit goes to Mallory's LMS id."""
+    result = result_fixtures.graded_result(tmp_path, "mallory_424242_999_hw3.zip", 0.9,
+                                           declared={"name": "Victim Student", "id": "313131"})
+    write_exports([result], tmp_path, result_fixtures.rubric())
+    [row] = read_csv(tmp_path / "grades.csv")
+    assert (row["Student"], row["ID"]) == ("mallory", "424242")
+    assert (row["Declared name"], row["Declared id"]) == ("Victim Student", "313131")
+    assert "313131" not in (row["Student"], row["ID"], row["SIS User ID"], row["SIS Login ID"])
+    assert (row["LMS"], row["Attempt"], row["Late"]) == ("canvas", "1", "")
+    suite = ET.fromstring(junit_xml([result])).find("testsuite/properties")
+    properties = {p.get("name"): p.get("value") for p in suite}
+    assert (properties["student"], properties["student_id"], properties["declared_name"]) == (
+        "mallory", "424242", "Victim Student")
+
+
+@pytest.mark.parametrize("text", ["=HYPERLINK(\"evil.example\",\"Victim\")", "+1+2", "-2+3", "@SUM(A1)",
+                                  "\tcmd", "\rcmd"])
+def test_student_text_cannot_become_a_spreadsheet_formula(tmp_path, text):
+    """OWASP's advice: a single quote before a cell's formula character; the rest of the row as it was."""
+    lms_named = result_fixtures.graded_result(tmp_path, f"{text}_777_1_hw3.zip", 0.5,
+                                              declared={"name": text, "id": text})
+    unmatched = result_fixtures.graded_result(tmp_path, "hw3 final.zip", 0.5, declared={"name": text, "id": text})
+    write_exports([lms_named, unmatched], tmp_path, result_fixtures.rubric())
+    rows = read_csv(tmp_path / "grades.csv")
+    assert [row["Student"] for row in rows] == ["'" + text, "hw3-final"]
+    assert [row["ID"] for row in rows] == ["777", ""]
+    assert all(row["Declared name"] == row["Declared id"] == "'" + text for row in rows)
+    assert [row["LMS"] for row in rows] == ["canvas", "unmatched"]
+    total = next(column for column in rows[0] if column.startswith(result_fixtures.rubric().rubric.title))
+    assert [float(row[total]) for row in rows] == pytest.approx([lms_named.total, unmatched.total], abs=0.01)
+
+
+def test_results_written_before_identities_were_recorded_still_load_with_them(graded):
+    out, results = graded
+    late = next(r for r in results if r.identity.late)
+    old = json.loads((out / "results" / f"{late.submission_id}.json").read_text())
+    for added in ("identity", "attempt"):
+        del old[added]
+    loaded = SubmissionResult.model_validate(old)
+    assert loaded.identity == late.identity and loaded.identity.user_id == "1003" and loaded.attempt == 1
+    assert SubmissionResult.model_validate({**old, "submission_id": "hoppergrace_1003~2"}).attempt == 2
 
 
 def test_run_gradescope_writes_results_json(graded, tmp_path):

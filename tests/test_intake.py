@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from grader.identity import attempt_id, attempt_of, identify
 from grader.intake import IntakeRefused, submission_id, unpack
 from grader.limits import IntakeLimits
 
@@ -129,6 +130,29 @@ def test_a_folder_is_copied_like_an_archive(tmp_path):
 ])
 def test_submission_id_keeps_the_student_part(file_name, expected):
     assert submission_id(file_name) == expected
+
+
+@pytest.mark.parametrize("file_name, lms, user_id, name, late", [
+    ("mallory_424242_999_hw3.zip", "canvas", "424242", "mallory", False),
+    ("doejane_LATE_12345_67890_my hw3 (1).zip", "canvas", "12345", "doejane", True),
+    ("submissions/doe_12345_67890_hw3", "canvas", "12345", "doe", False),  # an unpacked folder
+    ("Ada Lovelace_1234567_assignsubmission_file_hw3.ZIP", "moodle", "1234567", "Ada Lovelace", False),
+    ("HW3 Audio_jdoe_attempt_2024-05-01-10-00-00_hw3.zip", "blackboard", "jdoe", "", False),
+    ("mallory_hw3.zip", None, "", "", False),
+    ("my submission (final).zip", None, "", "", False),
+])
+def test_the_identity_is_read_from_the_lms_file_name(file_name, lms, user_id, name, late):
+    identity = identify(file_name)
+    assert (identity.lms, identity.user_id, identity.name, identity.late) == (lms, user_id, name, late)
+    assert identity.matched == (lms is not None)
+
+
+def test_an_attempt_id_is_marked_with_what_no_file_name_gives():
+    assert submission_id("doe~2_12345_67890_hw3.zip") == "doe-2_12345"  # "~" never comes from a file name
+    assert [attempt_id("doe_12345", n) for n in (1, 2, 10)] == ["doe_12345", "doe_12345~2", "doe_12345~10"]
+    assert [attempt_of(attempt_id("doe_12345", n)) for n in (1, 2, 10)] == [1, 2, 10]
+    with pytest.raises(ValueError, match="from 1"):
+        attempt_id("doe_12345", 0)
 
 
 # --------------------------------------------------------------------------- what is refused

@@ -75,7 +75,7 @@ def open_page(browser, path: Path, viewport: dict | None = None):
 
 def test_submission_page_plays_every_clip_and_shows_every_picture(report, browser):
     out, results = report
-    page, errors = open_page(browser, out / "pages" / "hopper_grace_1003.html")
+    page, errors = open_page(browser, out / "pages" / "hoppergrace_1003.html")
     media = page.evaluate(WAIT_FOR_MEDIA)
     # 3 held-out clips x 4 sources, less the student's missing output of the last clip; 2 playable samples.
     assert len(media["audio"]) == 3 * 4 - 1 + 2
@@ -89,7 +89,10 @@ def test_submission_page_plays_every_clip_and_shows_every_picture(report, browse
     assert "not produced" in text  # the missing output is said, not a broken player
     assert "not a readable audio file" in text  # the garbage sample: the reason instead of a player
     assert result_fixtures.HOSTILE_TEXT in text  # printed as text, never run as markup
-    assert page.title().startswith("Grace Hopper")
+    assert page.title().startswith("hoppergrace")  # the name in the LMS file name, not the declared one
+    assert "Canvas user id 1003" in text and "late" in page.inner_text("header p.muted")
+    assert page.inner_text("#declared").startswith("Declared in submission.toml: Grace Hopper (id gh3)")
+    assert page.locator("#unmatched").count() == 0
     page.close()
 
 
@@ -104,6 +107,34 @@ def test_class_page_loads_and_links_every_submission(report, browser):
     assert page.locator("svg rect").count() == 10  # the histogram's bins
     assert errors == []
     page.close()
+
+
+def test_the_class_page_flags_unmatched_submissions_and_shows_attempts(report, browser, tmp_path):
+    out, results = report
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    again = results[0].model_copy(update={"submission_id": f"{results[0].submission_id}~2", "attempt": 2})
+    again.write(copy / "results")
+    render_all(copy, result_fixtures.rubric())
+    page, errors = open_page(browser, copy / "index.html")
+    rows = {row.split("\t")[0]: row for row in page.eval_on_selector_all(
+        "#submissions tbody tr", "rows => rows.map(r => Array.from(r.cells).map(c => c.innerText).join('\\t'))")}
+    assert "unmatched" in rows["unlucky-hw3"] and not any("unmatched" in rows[sid] for sid in rows
+                                                          if sid != "unlucky-hw3")
+    assert "Unmatched submissions: 1" in page.inner_text("#unmatched")
+    assert "attempt 2" in rows["lovelaceada_1001~2"] and "attempt" not in rows["lovelaceada_1001"]
+    assert rows["lovelaceada_1001~2"].split("\t")[1].startswith("lovelaceada 1001")  # the same student
+    assert "declared: Ada Lovelace (id al1)" in rows["lovelaceada_1001"]
+    assert "late" in rows["hoppergrace_1003"]
+    page.goto((copy / "pages" / "lovelaceada_1001~2.html").as_uri())
+    assert "attempt 2" in page.inner_text("header")
+    page.goto((copy / "pages" / "unlucky-hw3.html").as_uri())
+    assert "unlucky hw3.zip is not a file name an LMS export gives" in page.inner_text("#unmatched")
+    assert errors == []
+    page.close()
+    student_view = render_submission(results[4], out, rubric=result_fixtures.rubric(),
+                                     audience=student_audience(result_fixtures.rubric()))
+    assert 'id="unmatched"' not in student_view  # the instructor's matter
 
 
 def column(page, index: int) -> list[str]:
@@ -129,7 +160,7 @@ def test_class_table_sorts_when_a_header_is_clicked(report, browser):
     page.close()
 
 
-@pytest.mark.parametrize("name", ["index.html", "pages/lovelace_ada_1001.html", "pages/mallory_1004.html"])
+@pytest.mark.parametrize("name", ["index.html", "pages/lovelaceada_1001.html", "pages/mallory_1004.html"])
 def test_layout_holds_at_a_phones_width(report, browser, name):
     out, _ = report
     page, errors = open_page(browser, out / name, viewport=PHONE)
@@ -181,7 +212,7 @@ def test_rendering_again_draws_nothing_new(report):
     out, results = report
     pictures = {path: path.stat().st_mtime_ns for path in (out / "spectrograms").glob("*.png")}
     audio = {path.read_bytes() for path in (out / "media").rglob("*.wav")} - {
-        (out / "media" / "hopper_grace_1003" / "samples" / "sample_3.wav").read_bytes()}
+        (out / "media" / "hoppergrace_1003" / "samples" / "sample_3.wav").read_bytes()}
     assert len(pictures) == len(audio)  # one picture per distinct audio content: shared clips drawn once
     render_all(out, result_fixtures.rubric())
     assert {path: path.stat().st_mtime_ns for path in (out / "spectrograms").glob("*.png")} == pictures

@@ -2,10 +2,15 @@
 
 - ``grades.csv``: one row per submission, Canvas's identity columns (Student, ID,
   SIS User ID, SIS Login ID, Section), then the total and one column per rubric item
-  (and the quiz), each headed with its maximum, e.g. ``preprocess-mfcc-run (10)``.
-  Canvas matches rows by ID and offers every other column as an assignment to
-  create or ignore; a spreadsheet opens it as it is (UTF-8 with a byte-order mark,
-  so that Excel reads accents right).
+  (and the quiz), each headed with its maximum, e.g. ``preprocess-mfcc-run (10)``,
+  then the grader's notes on identity: the attempt, Canvas's late mark, the LMS
+  whose file name gave the identity (``unmatched`` where none did) and what the
+  submission's ``submission.toml`` declares. Student and ID come from the LMS file
+  name only (:mod:`grader.identity`): an unmatched submission is listed under its
+  submission id with an empty ID. Canvas matches rows by ID and offers every other
+  column as an assignment to create or ignore; a spreadsheet opens it as it is (UTF-8
+  with a byte-order mark, so that Excel reads accents right). Text a student can
+  choose (names, ids) is escaped against formulas (:func:`text_cell`).
 - ``gradescope/<submission id>.json``: Gradescope's autograder results
   (https://gradescope-autograders.readthedocs.io/en/latest/specs/): one test per
   item and per quiz question, with the item's visibility.
@@ -31,6 +36,12 @@ CSV_NAME = "grades.csv"
 JUNIT_NAME = "junit.xml"
 GRADESCOPE_FOLDER = "gradescope"
 CANVAS_IDENTITY = ("Student", "ID", "SIS User ID", "SIS Login ID", "Section")
+IDENTITY_NOTES = ("Attempt", "Late", "LMS", "Declared name", "Declared id")
+"""The last columns of ``grades.csv``: the grader's notes on who a row is (see the module's notes)."""
+UNMATCHED = "unmatched"
+"""The ``LMS`` cell of a submission whose file name names no student."""
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+"""First characters that make a spreadsheet read a cell as a formula (OWASP, CSV injection)."""
 RUN_OUTPUT_LINES = 20
 """Lines of a failed run's stderr (the end, where a traceback's error is) shown in an item's Gradescope output."""
 _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
@@ -56,11 +67,17 @@ def _item_columns(results: list[SubmissionResult]) -> list[tuple[str, float]]:
 
 # --------------------------------------------------------------------------- CSV
 
-def grades_csv(results: list[SubmissionResult], rubric: Rubric | None = None) -> str:
-    """The gradebook CSV text: identity columns, total, one column per item, the quiz.
+def text_cell(text: str) -> str:
+    """A CSV cell of text the grader did not make: a single quote before a first character in
+    :data:`FORMULA_STARTS`, so that a spreadsheet shows the text instead of running it."""
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
 
-    A submission without a student name is listed under its submission id; an item a
-    result lacks (a refused archive) is empty, not zero, so the gap shows.
+
+def grades_csv(results: list[SubmissionResult], rubric: Rubric | None = None) -> str:
+    """The gradebook CSV text: identity columns, total, one column per item, the quiz, the identity notes.
+
+    A submission whose file name names no student is listed under its submission id with
+    an empty ID; an item a result lacks (a refused archive) is empty, not zero, so the gap shows.
     """
     columns = _item_columns(results)
     quiz_max = max((sum(q.max_points for q in r.quiz) for r in results), default=0.0)
@@ -72,16 +89,19 @@ def grades_csv(results: list[SubmissionResult], rubric: Rubric | None = None) ->
               *(f"{item_id} ({_points(points)})" for item_id, points in columns)]
     if quiz_max:
         header.append(f"quiz ({_points(quiz_max)})")
+    header += IDENTITY_NOTES
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(header)
     for result in results:
         items = {item.id: item for item in result.items}
-        row = [result.student.get("name") or result.submission_id, result.student.get("id", ""), "", "", "",
+        row = [text_cell(result.student_label), text_cell(result.identity.user_id), "", "", "",
                _points(result.total),
                *(_points(items[item_id].points) if item_id in items else "" for item_id, _ in columns)]
         if quiz_max:
             row.append(_points(sum(q.points for q in result.quiz)) if result.quiz else "")
+        row += [str(result.attempt), "late" if result.identity.late else "", result.identity.lms or UNMATCHED,
+                text_cell(result.student.get("name", "")), text_cell(result.student.get("id", ""))]
         writer.writerow(row)
     return buffer.getvalue()
 
@@ -191,7 +211,10 @@ def junit_xml(results: list[SubmissionResult]) -> bytes:
                               time=f"{result.seconds:.3f}")
         properties = ET.SubElement(suite, "properties")
         for name, value in (("total", _points(result.total)), ("max_total", _points(result.max_total)),
-                            ("status", result.status), ("student", result.student.get("name", ""))):
+                            ("status", result.status), ("student", result.student_label),
+                            ("student_id", result.identity.user_id), ("attempt", str(result.attempt)),
+                            ("declared_name", result.student.get("name", "")),
+                            ("declared_id", result.student.get("id", ""))):
             ET.SubElement(properties, "property", name=name, value=_xml_text(value))
         tests = failures = errors = 0
         if result.status != "graded":

@@ -15,6 +15,10 @@ linked, not copied into it; a spectrogram of the same audio is drawn once for al
 one file that can be mailed on its own, about 1.35 times the size of the page and
 the files it links (base64).
 
+Who a submission is comes from its LMS file name (:mod:`grader.identity`): pages and
+tables name that student, show what ``submission.toml`` declares only as declared, and
+flag a submission whose file name names no student as unmatched.
+
 Who reads a page decides what it shows (:class:`Audience`): an instructor sees
 everything; a student sees only the items, runs and quiz answers their visibility
 allows, and never a hidden item's name.
@@ -70,6 +74,8 @@ METRICS = {
 """Labels of :mod:`reference.evaluation`'s metric keys (its module docstring has the definitions)."""
 RUNS_LISTED = 10
 """How many of the slowest runs the class page lists."""
+LMS_ID_LABELS = {"canvas": "Canvas user id", "moodle": "Moodle participant id", "blackboard": "Blackboard username"}
+"""What each LMS's user id is called (:class:`grader.identity.LmsIdentity`)."""
 
 
 @dataclass(frozen=True)
@@ -225,6 +231,12 @@ def _discovery_rows(discovery: dict[str, Any]) -> list[dict[str, Any]]:
             for role, f in findings.items() if isinstance(f, dict)]
 
 
+def _declared(result: SubmissionResult) -> str:
+    """What the submission's manifest declares about its author, in words ("" when nothing)."""
+    name, student_id = result.student.get("name", ""), result.student.get("id", "")
+    return f"{name} (id {student_id})" if name and student_id else name or (f"id {student_id}" if student_id else "")
+
+
 def submission_context(result: SubmissionResult, out_dir: Path, *, rubric: Rubric | None = None,
                        audience: Audience = INSTRUCTOR, embed_media: bool = False) -> dict[str, Any]:
     """Everything the submission template shows, filtered for ``audience``."""
@@ -252,7 +264,10 @@ def submission_context(result: SubmissionResult, out_dir: Path, *, rubric: Rubri
                        "metrics": clip_metrics})
     return {
         "result": result,
-        "title": result.student.get("name") or result.submission_id,
+        "title": result.student_label,
+        "lms_id_label": LMS_ID_LABELS.get(result.identity.lms or "", ""),
+        "source_name": Path(result.source).name,
+        "declared": _declared(result),
         "audience": audience,
         "total": total,
         "max_total": max_total,
@@ -343,7 +358,7 @@ def class_context(results: list[SubmissionResult], problems: Iterable[str] = ())
     for r in results:
         points = {item.id: item for item in r.items}
         rows.append({"result": r, "href": quote(f"{PAGES_FOLDER}/{r.submission_id}.html"),
-                     "name": r.student.get("name", ""), "student_id": r.student.get("id", ""),
+                     "name": r.student_label, "student_id": r.identity.user_id, "declared": _declared(r),
                      "percent": 100 * r.total / r.max_total if r.max_total else 0.0,
                      "items": [points.get(c["id"]) for c in columns],
                      "quiz": (sum(q.points for q in r.quiz), sum(q.max_points for q in r.quiz)) if r.quiz else None,
@@ -356,6 +371,7 @@ def class_context(results: list[SubmissionResult], problems: Iterable[str] = ())
         "has_quiz": any(r.quiz for r in results),
         "count": len(results),
         "statuses": Counter(r.status for r in results),
+        "unmatched": sum(not r.identity.matched for r in results),
         "max_total": max_total,
         "mean": statistics.fmean(totals) if totals else None,
         "median": statistics.median(totals) if totals else None,
