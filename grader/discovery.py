@@ -2,7 +2,8 @@
 
 The manifest ``submission.toml`` decides where present (every key optional); without
 it, or for what it leaves out, the contract's documented guesses decide. Code is read
-(``ast``), never run, to decide. Every role gets a :class:`Finding` that says whether
+(``ast``), never run, to decide; every file is read through :mod:`grader.student_files`,
+within its bounds. Every role gets a :class:`Finding` that says whether
 it was ``declared`` in the manifest, ``guessed``, or is ``missing``, what was read to
 decide, and what is wrong with a declaration, so that the report can tell the student
 what to fix.
@@ -15,15 +16,17 @@ Roles (submission contract, "Optional manifest"):
 from __future__ import annotations
 
 import ast
-import json
 import os
 import re
 import shlex
-import tomllib
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
+
+from grader.student_files import (MAX_PARSE_BYTES, CodeParser, StudentFileError, TooLarge, TooMuchCode, amount,
+                                  read_bytes, read_notebook, read_toml)
 
 MANIFEST = "submission.toml"
 ROLES = ("mfcc", "reconstruct", "sample", "samples", "answers", "evaluation", "checkpoints")
@@ -47,14 +50,12 @@ GUESSED_COMMANDS = {
     "sample": "python {script} --num {{num}} --seed {{seed}} --out-dir {{out_dir}}",
 }
 _FLAGS = {"reconstruct": ("--mel-dir", "--out-dir"), "sample": ("--num", "--seed", "--out-dir")}
-MAX_SOURCE_BYTES = 2_000_000
-"""Larger .py files are data, not code worth parsing (an AST takes some 250 times its source in memory)."""
 MAX_CODE_BYTES = 5_000_000
-"""Code parsed in all, per submission and reader; a submission's code is some 100 kB."""
-MAX_NOTEBOOK_BYTES = 50_000_000
-"""Larger notebooks are not read for code (outputs, pictures included, make most of a notebook)."""
-UNPARSABLE = (SyntaxError, ValueError, RecursionError, MemoryError)
-"""What Python's parsers raise on a hostile file (deep nesting raises the last two)."""
+"""Code parsed (or searched) in all, per submission and reader; a submission's code is some 100 kB."""
+MAX_MANIFEST_BYTES = 128_000
+"""A manifest is a few lines; a larger one is refused, and everything is guessed."""
+MAX_DECLARED_PATTERNS = 20
+"""Patterns a file role may list; each is matched against every file of the submission."""
 Status = Literal["declared", "guessed", "missing"]
 
 
@@ -154,11 +155,10 @@ def _read_manifest(work_dir: Path) -> tuple[_Manifest, list[str]]:
     if not path.is_file():
         return _Manifest(), []
     try:
-        return _Manifest.model_validate(tomllib.loads(path.read_text(encoding="utf-8"))), []
-    except UnicodeDecodeError:
-        return _Manifest(), [f"{MANIFEST} is not UTF-8 text; save it as UTF-8. Everything was guessed instead"]
-    except (tomllib.TOMLDecodeError, RecursionError) as error:
-        return _Manifest(), [f"{MANIFEST} is not valid TOML ({error}); everything was guessed instead"]
+        return _Manifest.model_validate(read_toml(path, MAX_MANIFEST_BYTES, "a manifest")), []
+    except (StudentFileError, OSError) as error:
+        problem = error.problem if isinstance(error, StudentFileError) else f"cannot be read ({error.strerror})"
+        return _Manifest(), [f"{MANIFEST} {problem}; everything was guessed instead"]
     except ValidationError as error:
         problems = [f"{MANIFEST}: {'.'.join(map(str, e['loc']))}: {_pydantic_words(e)}" for e in error.errors()]
         return _Manifest(), problems + ["everything was guessed instead; the keys are listed in the contract"]
@@ -172,65 +172,82 @@ def _pydantic_words(error: dict) -> str:
 
 # --------------------------------------------------------------------------- reading code
 
+@dataclass(frozen=True)
+class _Module:
+    """What discovery needs of a parsed ``.py`` file; its syntax tree is not kept (hundreds of
+    times its source in memory)."""
+
+    functions: list[str]
+    """Names of the functions defined at the top level."""
+    strings: set[str]
+    """Every string constant (argparse flags, for instance)."""
+
+
 class _Code:
-    """The submission's Python sources and notebooks, parsed on demand (never run)."""
+    """The submission's Python sources and notebooks, parsed on demand (never run), within
+    :class:`~grader.student_files.CodeParser`'s bounds per file and :data:`MAX_CODE_BYTES` in all."""
 
     def __init__(self, work_dir: Path, files: list[str]):
         self.work_dir = work_dir
         self.python = [f for f in files if f.endswith(".py")]
         self.notebooks = [f for f in files if f.endswith(".ipynb")]
-        self._trees: dict[str, ast.Module | None] = {}
+        self._modules: dict[str, _Module | None] = {}
+        self.refusals: dict[str, str] = {}
+        """Why a ``.py`` file was not parsed, in words for the student (a sentence naming the file)."""
         self._parsed_bytes = 0
 
-    def tree(self, relative: str) -> ast.Module | None:
-        """The module's syntax tree; None when it does not parse, is too large to be code, or comes after
-        :data:`MAX_CODE_BYTES` of code parsed already (trees are kept, and take some 250 times their source)."""
-        if relative not in self._trees:
-            path = self.work_dir / relative
-            self._trees[relative] = None
+    def _parse(self, parser: CodeParser, source: str | bytes) -> ast.Module:
+        """``parser.parse(source)``, refused (:class:`TooMuchCode`) past :data:`MAX_CODE_BYTES` in all."""
+        if self._parsed_bytes + len(source) > MAX_CODE_BYTES:
+            raise TooMuchCode(parser.name, f"comes after the {amount(MAX_CODE_BYTES)} of code the grader parses")
+        before = parser.parsed_bytes
+        try:
+            return parser.parse(source)
+        finally:  # what the parser took, whether it parsed or not
+            self._parsed_bytes += parser.parsed_bytes - before
+
+    def module(self, relative: str) -> _Module | None:
+        """The ``.py`` file's functions and strings; None when it was not parsed (:attr:`refusals` says why)."""
+        if relative not in self._modules:
+            self._modules[relative] = None
             try:
-                size = path.stat().st_size
-                if size <= MAX_SOURCE_BYTES and self._parsed_bytes + size <= MAX_CODE_BYTES:
-                    self._parsed_bytes += size
-                    self._trees[relative] = ast.parse(path.read_bytes(), relative)
-            except (*UNPARSABLE, OSError):
-                pass
-        return self._trees[relative]
+                tree = self._parse(CodeParser(relative), read_bytes(self.work_dir / relative, MAX_PARSE_BYTES,
+                                                                     "a .py file read as code"))
+            except (TooLarge, TooMuchCode) as error:
+                self.refusals[relative] = f"{relative} {error.problem}; keep data out of code, or split the file"
+            except StudentFileError as error:
+                self.refusals[relative] = f"{relative} {error.problem}; fix its syntax error"
+            except OSError as error:
+                self.refusals[relative] = f"{relative} cannot be read ({error.strerror})"
+            else:
+                self._modules[relative] = _Module(
+                    [node.name for node in tree.body if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))],
+                    {node.value for node in ast.walk(tree)
+                     if isinstance(node, ast.Constant) and isinstance(node.value, str)})
+        return self._modules[relative]
 
     def functions(self, relative: str) -> list[str]:
         """Names of the functions defined at the top level of a ``.py`` file."""
-        tree = self.tree(relative)
-        if tree is None:
-            return []
-        return [node.name for node in tree.body if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))]
+        module = self.module(relative)
+        return module.functions if module else []
 
     def strings(self, relative: str) -> set[str]:
         """Every string constant in a ``.py`` file (argparse flags, for instance)."""
-        tree = self.tree(relative)
-        if tree is None:
-            return set()
-        return {node.value for node in ast.walk(tree) if isinstance(node, ast.Constant) and isinstance(node.value, str)}
+        module = self.module(relative)
+        return module.strings if module else set()
 
     def notebook_functions(self, relative: str) -> list[str]:
-        """Names of the functions defined at the top level of a notebook's code cells."""
-        path = self.work_dir / relative
+        """Names of the functions defined at the top level of a notebook's code cells (those that parse)."""
         try:
-            if path.stat().st_size > MAX_NOTEBOOK_BYTES:
-                return []
-            cells = json.loads(path.read_text(encoding="utf-8")).get("cells", [])
-        except (*UNPARSABLE, OSError, AttributeError):
+            cells = read_notebook(self.work_dir / relative)
+        except (StudentFileError, OSError):
             return []
-        names = []
-        for cell in cells if isinstance(cells, list) else []:
-            if isinstance(cell, dict) and cell.get("cell_type") == "code":
-                source = cell.get("source", "")
-                source = "".join(source) if isinstance(source, list) else str(source)
-                source = "\n".join(line for line in source.splitlines() if not line.lstrip().startswith(("%", "!")))
-                if len(source) > MAX_SOURCE_BYTES:
-                    continue
+        parser, names = CodeParser(relative), []
+        for cell in cells:
+            if cell.kind == "code":
                 try:
-                    tree = ast.parse(source)
-                except UNPARSABLE:
+                    tree = self._parse(parser, cell.python)
+                except StudentFileError:
                     continue
                 names += [n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
         return names
@@ -252,8 +269,8 @@ def _declared_mfcc(value: str, code: _Code) -> Finding:
     problems = []
     if file not in code.python:
         problems.append(f"{file} is not in the submission")
-    elif code.tree(file) is None:
-        problems.append(f"{file} does not parse as Python; fix its syntax error")
+    elif code.module(file) is None:
+        problems.append(code.refusals[file])
     elif function not in code.functions(file):
         problems.append(f"{file} defines no top-level function {function!r}")
     return Finding(role="mfcc", status="declared", value=value, how=how, problems=problems)
@@ -293,12 +310,12 @@ def _declared_command(role: str, value: str, files: list[str]) -> Finding:
     except ValueError as error:
         return Finding(role=role, status="declared", value=value, how=how,
                        problems=[f"the command does not split into words ({error}); check its quotes"])
-    problems = []
+    problems, present = [], set(files)
     if len(words) == 1 and words[0].endswith(".ipynb"):
-        if words[0] not in files:
+        if words[0] not in present:
             problems.append(f"{words[0]} is not in the submission")
         return Finding(role=role, status="declared", value=words[0], how=how, problems=problems)
-    used = set(re.findall(r"\{(\w+)\}", value))
+    used = set(re.findall(r"\{(\w++)\}", value))  # linear: possessive, and a brace is no word character
     known = {name for names in PLACEHOLDERS.values() for name in names}
     for name in sorted(used - known):
         problems.append(f"{{{name}}} is not a placeholder; the contract's are "
@@ -307,7 +324,7 @@ def _declared_command(role: str, value: str, files: list[str]) -> Finding:
         if name not in used:
             problems.append(f"the command never uses {{{name}}}, so it cannot follow the grader's request")
     for word in words:
-        if word.endswith((".py", ".ipynb", ".sh")) and "{" not in word and word not in files:
+        if word.endswith((".py", ".ipynb", ".sh")) and "{" not in word and word not in present:
             problems.append(f"{word} is not in the submission")
     return Finding(role=role, status="declared", value=value, how=how, problems=problems)
 
@@ -342,8 +359,10 @@ def _matches(patterns: tuple[str, ...] | list[str], files: list[str]) -> list[st
 
 def _declared_files(role: str, value: str | list[str], files: list[str]) -> Finding:
     patterns = [value] if isinstance(value, str) else value
-    matched = _matches(patterns, files)
-    problems = [] if matched else [f"no file matches {', '.join(patterns)}"]
+    matched = _matches(patterns[:MAX_DECLARED_PATTERNS], files)
+    problems = [] if matched else [f"no file matches {', '.join(patterns[:MAX_DECLARED_PATTERNS])}"]
+    if len(patterns) > MAX_DECLARED_PATTERNS:
+        problems.append(f"{len(patterns)} patterns are listed; only the first {MAX_DECLARED_PATTERNS} were used")
     return Finding(role=role, status="declared", files=matched, problems=problems,
                    how=f"declared in {MANIFEST}: {role} = {value!r}")
 

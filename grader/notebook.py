@@ -23,8 +23,9 @@ import nbformat
 from pydantic import BaseModel
 
 from grader import sandbox
-from grader.discovery import MAX_NOTEBOOK_BYTES
 from grader.limits import RunLimits
+from grader.student_files import (MAX_NOTEBOOK_BYTES, NotebookCell, OverLimit, StudentFileError, TooLarge,
+                                  joined_text, read_notebook)
 
 PARAMETERS_TAG = "parameters"
 INJECTED_TAG = "injected-parameters"
@@ -150,30 +151,35 @@ class NotebookRun(BaseModel):
 
 
 def load_notebook(path: str | os.PathLike) -> nbformat.NotebookNode:
-    """Read and validate a notebook (nbformat 4).
+    """The notebook's cells, in order, as a new nbformat 4 notebook to run: each cell's type, source
+    and tags as the student wrote them, outputs and everything else left out.
+
+    The student's file is read with :func:`~grader.student_files.read_notebook` (bounded JSON), never
+    with nbformat, whose reader and validator take seconds and gigabytes on a hostile file; the
+    notebook built here is valid by construction.
 
     Raises:
-        NotebookError: not JSON, not a notebook, not valid against the notebook schema, or over
-            :data:`~grader.discovery.MAX_NOTEBOOK_BYTES`.
+        NotebookError: not a readable nbformat 4 notebook (the reason says why), or over :data:`MAX_NOTEBOOK_BYTES`
+            or the JSON values the reader takes (then: clear its outputs).
     """
     path = Path(path)
     fix = "open it in Jupyter, check that it runs, and save it again (File > Save Notebook)"
+    shrink = "clear its outputs (Edit > Clear Outputs of All Cells) and save it again"
     try:
-        size = path.stat().st_size
+        cells = read_notebook(path, max_bytes=MAX_NOTEBOOK_BYTES)
+    except TooLarge as error:
+        raise NotebookError(f"{path.name}: is {error.size / 10**6:.0f} MB, over the {MAX_NOTEBOOK_BYTES / 10**6:g} MB "
+                            f"a notebook may be; {shrink}") from None
+    except OverLimit as error:
+        raise NotebookError(f"{path.name}: {error.problem}; {shrink}") from None
     except OSError as error:
         raise NotebookError(f"{path.name}: cannot be read ({error.strerror}); {fix}") from error
-    if size > MAX_NOTEBOOK_BYTES:
-        raise NotebookError(f"{path.name}: is {size / 10**6:.0f} MB, over the {MAX_NOTEBOOK_BYTES / 10**6:g} MB a "
-                            f"notebook may be; clear its outputs (Edit > Clear Outputs of All Cells) and save it again")
-    try:
-        notebook = nbformat.read(path, as_version=4)
-        nbformat.validate(notebook)
-    except OSError as error:
-        raise NotebookError(f"{path.name}: cannot be read ({error.strerror}); {fix}") from error
-    except Exception as error:  # whatever a malformed file makes the parser raise (a student's file)
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise NotebookError(f"{path.name}: is not a valid Jupyter notebook ({reason}); {fix}") from error
-    return notebook
+    except StudentFileError as error:
+        raise NotebookError(f"{path.name}: is not a valid Jupyter notebook ({error.problem}); {fix}") from None
+    new_cell = {"code": nbformat.v4.new_code_cell, "markdown": nbformat.v4.new_markdown_cell,
+                "raw": nbformat.v4.new_raw_cell}
+    return nbformat.v4.new_notebook(cells=[new_cell[cell.kind](cell.source, metadata={"tags": cell.tags} if cell.tags
+                                                               else {}) for cell in cells])
 
 
 def inject_parameters(notebook: nbformat.NotebookNode, parameters: Mapping[str, str | int | float | None]) -> int:
@@ -250,9 +256,9 @@ def run_notebook(
     result = _output_limit(sandbox.run(command, workdir, inputs, limits, allow_unsandboxed=allow_unsandboxed), limits)
 
     executed_relative = f"{RUN_FOLDER}/{executed_name}"
-    try:
-        executed = nbformat.read(sandbox.output_file(workdir, executed_relative), as_version=4)
-    except Exception:  # missing, or whatever student code left there: no outputs to show
+    try:  # written by student code: bounded JSON, whatever it holds
+        executed = read_notebook(sandbox.output_file(workdir, executed_relative), outputs=True)
+    except (OSError, StudentFileError):  # missing, or whatever student code left there: no outputs to show
         executed = None
     error = _first_failure(executed, injected, result, limits) if executed is not None else _runner_failure(result)
     outputs = _cell_outputs(executed, injected) if executed is not None else {}
@@ -276,26 +282,28 @@ def _write_new(path: Path, text: str) -> None:
         file.write(text)
 
 
-def _student_numbers(executed: nbformat.NotebookNode, injected: int) -> list[tuple[int, dict]]:
+def _student_numbers(executed: list[NotebookCell], injected: int) -> list[tuple[int, NotebookCell]]:
     """(number, cell) of the executed notebook's code cells, numbered as in the student's notebook."""
-    return [(index + (index < injected), cell) for index, cell in enumerate(executed.get("cells", []))
-            if index != injected and cell.get("cell_type") == "code"]
+    return [(index + (index < injected), cell) for index, cell in enumerate(executed)
+            if index != injected and cell.kind == "code"]
 
 
-def _first_failure(executed: nbformat.NotebookNode, injected: int, result: sandbox.RunResult,
+def _first_failure(executed: list[NotebookCell], injected: int, result: sandbox.RunResult,
                    limits: RunLimits) -> str | None:
     """The cell that timed out, or else the first that raised, in words; else the run's own message."""
     cells = _student_numbers(executed, injected)
     if "CellTimeoutError" in result.stderr:  # nbclient stopped: the last cell that started is the one
         started = [number for number, cell in cells
-                   if "iopub.execute_input" in cell.get("metadata", {}).get("execution", {})]
+                   if isinstance(execution := cell.metadata.get("execution"), dict)
+                   and "iopub.execute_input" in execution]
         if started:
             return (f"cell {started[-1]} timed out after {limits.cell_seconds:g} s "
                     f"(limit cell_seconds = {limits.cell_seconds:g})")
     for number, cell in cells:
-        for output in cell.get("outputs", []):
+        for output in cell.outputs:
             if output.get("output_type") == "error":
-                return f"cell {number} raised {output.get('ename', 'an error')}: {output.get('evalue', '')}".strip()
+                error = f"cell {number} raised {output.get('ename', 'an error')}: {output.get('evalue', '')}".strip()
+                return error[:_OUTPUT_CHARS_PER_CELL]
     return None if result.ok else _runner_failure(result)
 
 
@@ -308,19 +316,21 @@ def _runner_failure(result: sandbox.RunResult) -> str:
     return f"the notebook run {result.message}{detail}"
 
 
-def _cell_outputs(executed: nbformat.NotebookNode, injected: int) -> dict[int, str]:
+def _cell_outputs(executed: list[NotebookCell], injected: int) -> dict[int, str]:
+    """Text each code cell printed (streams, plain-text results, tracebacks), its first characters only."""
     outputs = {}
     for number, cell in _student_numbers(executed, injected):
-        texts = []
-        for output in cell.get("outputs", []):
-            kind = output.get("output_type")
+        text = ""
+        for output in cell.outputs:
+            kind, data, traceback = output.get("output_type"), output.get("data"), output.get("traceback")
             if kind == "stream":
-                texts.append(str(output.get("text", "")))
-            elif kind in ("execute_result", "display_data"):
-                texts.append(str(output.get("data", {}).get("text/plain", "")))
-            elif kind == "error":
-                texts.append("\n".join(str(line) for line in output.get("traceback", [])))
-        text = "".join(texts)
+                text += joined_text(output.get("text"))
+            elif kind in ("execute_result", "display_data") and isinstance(data, dict):
+                text += joined_text(data.get("text/plain"))
+            elif kind == "error" and isinstance(traceback, list):
+                text += "\n".join(line for line in traceback if isinstance(line, str))
+            if len(text) >= _OUTPUT_CHARS_PER_CELL:
+                break
         if text:
             outputs[number] = text[:_OUTPUT_CHARS_PER_CELL]
     return outputs

@@ -154,3 +154,27 @@ def test_injected_values_keep_their_types():
         ("mel_dir", None), ("out_dir", "/work/out"), ("num", 4), ("seed", 0)]
     with pytest.raises(TypeError, match="'num' is a list"):
         inject_parameters(notebook, {"num": [4]})
+
+
+def test_the_executed_notebook_is_read_back_as_untrusted_data(tmp_path):
+    """What a run writes is the student's to forge: outputs and metadata of every wrong shape are read
+    (bounded JSON, never nbformat), and what is reported of them is capped."""
+    import json
+
+    from grader.notebook import _cell_outputs, _first_failure
+    from grader.student_files import read_notebook
+
+    forged = {"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": [
+        {"cell_type": "code", "source": "", "metadata": {"execution": "not a dict"}, "outputs": [
+            {"output_type": "stream", "text": ["a"] * 100_000}, 7, {"output_type": "display_data", "data": "no"}]},
+        {"cell_type": "code", "source": "x = 1", "metadata": {"tags": [INJECTED_TAG]}, "outputs": []},
+        {"cell_type": "code", "source": "", "metadata": {"execution": {"iopub.execute_input": "now"}}, "outputs": [
+            {"output_type": "error", "ename": "E", "evalue": "v" * 100_000, "traceback": "not a list"}]}]}
+    (tmp_path / "run.executed.ipynb").write_text(json.dumps(forged))
+    cells = read_notebook(tmp_path / "run.executed.ipynb", outputs=True)
+    failed = sandbox.RunResult(verdict=sandbox.Verdict.EXIT_CODE, message="exited with 1", command=["python"],
+                               stderr="CellTimeoutError")
+    assert _first_failure(cells, 1, failed, LIMITS) == "cell 2 timed out after 30 s (limit cell_seconds = 30)"
+    assert _first_failure(cells, 1, failed.model_copy(update={"stderr": ""}), LIMITS) == (
+        "cell 2 raised E: " + "v" * 1_983)
+    assert _cell_outputs(cells, 1) == {1: "a" * 2_000}

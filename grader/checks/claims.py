@@ -1,65 +1,63 @@
 """Evaluation claims: PESQ/SNR figures the student reports, checked for plausibility and against the grader's.
 
 Figures are read from the evaluation files (notebook outputs and markdown, reports,
-text, JSON, CSV): a number within a few words after "PESQ" or "SNR". A figure is
+text, JSON, CSV): a number within a few words after "PESQ" or "SNR". Notebooks are read
+with :func:`~grader.student_files.read_notebook` (bounded JSON), text files up to
+:data:`MAX_TEXT_BYTES`. A figure is
 plausible inside the metric's range; it agrees when it is within the rubric's
 tolerance of what the grader measured on the student's own reconstructions.
 """
 from __future__ import annotations
 
-import json
 import re
+from itertools import islice
 
 from grader.context import CheckContext, Outcome
-from grader.discovery import MAX_NOTEBOOK_BYTES
 from grader.rubric import Item
+from grader.student_files import NotebookCell, StudentFileError, joined_text, read_notebook, read_start
 
-PATTERNS = {"pesq_wb": re.compile(r"PESQ[^\d\n]{0,40}?(-?\d+(?:\.\d+)?)", re.IGNORECASE),
-            "snr": re.compile(r"\bSNR[^\d\n-]{0,40}?(-?\d+(?:\.\d+)?)", re.IGNORECASE)}
+PATTERNS = {"pesq_wb": re.compile(r"PESQ[^\d\n]{0,40}?(-?\d++(?:\.\d++)?)", re.IGNORECASE),
+            "snr": re.compile(r"\bSNR[^\d\n-]{0,40}?(-?\d++(?:\.\d++)?)", re.IGNORECASE)}
+"""A figure after the metric's name. Linear: a match starts only at the name, tries at most 41
+gaps before the number, and the number's digits are taken whole, never given back."""
+MAX_FIGURES = 20
+"""Figures kept per metric and file."""
 PLAUSIBLE = {"pesq_wb": (1.0, 4.65), "snr": (-30.0, 80.0)}
-MAX_TEXT_CHARACTERS = 200_000
-"""Characters of a text file searched for figures (a report is a few pages)."""
+MAX_TEXT_BYTES = 200_000
+"""Bytes of a text file searched for figures (a report is a few pages)."""
 TEXT_SUFFIXES = (".md", ".txt", ".json", ".csv", ".html", ".rst", ".log")
 
 
 def claimed_figures(ctx: CheckContext) -> dict[str, list[tuple[str, float]]]:
-    """metric -> (file, figure) for every figure found in the evaluation files."""
+    """metric -> (file, figure) for every figure found in the evaluation files (:data:`MAX_FIGURES` per file)."""
     found: dict[str, list[tuple[str, float]]] = {metric: [] for metric in PATTERNS}
     for name in ctx.discovery.findings["evaluation"].files:
         path = ctx.submission.work_dir / name
-        if path.suffix == ".ipynb" and path.stat().st_size <= MAX_NOTEBOOK_BYTES:
-            text = _notebook_text(path.read_text(errors="replace"))
-        elif path.suffix.lower() in TEXT_SUFFIXES:
-            with open(path, errors="replace") as handle:
-                text = handle.read(MAX_TEXT_CHARACTERS)
-        else:
+        try:
+            if path.suffix == ".ipynb":
+                text = _notebook_text(read_notebook(path, outputs=True))
+            elif path.suffix.lower() in TEXT_SUFFIXES:
+                text = read_start(path, MAX_TEXT_BYTES)
+            else:
+                continue
+        except (StudentFileError, OSError):  # not readable: no figures from it (the files check says why)
             continue
         for metric, pattern in PATTERNS.items():
-            found[metric] += [(name, float(m.group(1))) for m in pattern.finditer(text)][:20]
+            found[metric] += [(name, float(m.group(1))) for m in islice(pattern.finditer(text), MAX_FIGURES)]
     return found
 
 
-def _notebook_text(raw: str) -> str:
-    """Markdown and output text of a notebook (not its code: a formula is not a claim)."""
-    try:
-        cells = json.loads(raw).get("cells", [])
-    except (json.JSONDecodeError, AttributeError, RecursionError):  # not a notebook, or a hostile one
-        return ""
+def _notebook_text(cells: list[NotebookCell]) -> str:
+    """Markdown and output text of a notebook's cells (not its code: a formula is not a claim)."""
     parts = []
-    for cell in cells if isinstance(cells, list) else []:
-        if not isinstance(cell, dict):
-            continue
-        if cell.get("cell_type") == "markdown":
-            parts.append(_joined(cell.get("source", "")))
-        for output in cell.get("outputs", []) if isinstance(cell.get("outputs"), list) else []:
-            if isinstance(output, dict):
-                parts.append(_joined(output.get("text", "")))
-                parts.append(_joined((output.get("data") or {}).get("text/plain", "")))
+    for cell in cells:
+        if cell.kind == "markdown":
+            parts.append(cell.source)
+        for output in cell.outputs:
+            data = output.get("data")
+            parts.append(joined_text(output.get("text")))
+            parts.append(joined_text(data.get("text/plain") if isinstance(data, dict) else None))
     return "\n".join(parts)
-
-
-def _joined(value) -> str:
-    return "".join(value) if isinstance(value, list) else str(value)
 
 
 def check(ctx: CheckContext, item: Item) -> Outcome:

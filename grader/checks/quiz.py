@@ -6,17 +6,21 @@ that choice's letter (``a`` for the first choice, ``(b)`` and ``C.`` work too).
 """
 from __future__ import annotations
 
-import json
 import re
 import string
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
 from grader.rubric import Question, Quiz
+from grader.student_files import StudentFileError, read_bytes, read_json, read_toml
 
+MAX_ANSWERS_BYTES = 128_000
+"""An answers file is a few lines; a larger one is refused."""
 _PUNCTUATION = re.compile(f"[{re.escape(string.punctuation)}\u2010-\u2015\u2018-\u201f]+")
-_MARKDOWN_ANSWER = re.compile(r"^\s*(?:[-*+]\s*)?(?P<id>[A-Za-z0-9_-]+)\s*[:=.)]\s*(?P<answer>.+?)\s*$")
+_MARKDOWN_ANSWER = re.compile(r"\s*+(?:[-*+]\s*+)?(?P<id>[A-Za-z0-9_-]++)\s*+[:=.)]\s*+(?P<answer>.*\S)\s*+$")
+"""``- q1: MFCC`` (matched from a line's start). Linear in the line: every run is possessive, so
+it is taken once; ``.*\\S`` backs off once, from the line's end to its last visible character;
+and a failure retries only without the bullet (``-`` is also an id character)."""
 
 
 class AnswersError(ValueError):
@@ -73,22 +77,22 @@ def read_answers(path: str | Path) -> dict[str, str]:
     """Question id -> answer from ``answers.toml`` (a ``[quiz]`` table), JSON, or a Markdown list.
 
     TOML and JSON may hold the answers at the top level or under ``quiz``; Markdown
-    lines look like ``- q1: MFCC``. Raises AnswersError naming the file otherwise.
+    lines look like ``- q1: MFCC``. The file is read with :mod:`grader.student_files`'
+    bounds (at most :data:`MAX_ANSWERS_BYTES`). Raises AnswersError naming the file otherwise.
     """
     path = Path(path)
-    text = path.read_text(errors="replace")
     suffix = path.suffix.lower()
     try:
         if suffix == ".toml":
-            data = tomllib.loads(text)
+            data = read_toml(path, MAX_ANSWERS_BYTES, "an answers file")
         elif suffix == ".json":
-            data = json.loads(text)
+            data = read_json(path, MAX_ANSWERS_BYTES, "an answers file")
         else:
+            text = read_bytes(path, MAX_ANSWERS_BYTES, "an answers file").decode(errors="replace")
             data = {m["id"]: m["answer"] for line in text.splitlines() if (m := _MARKDOWN_ANSWER.match(line))}
-    except (tomllib.TOMLDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        reason = "it is nested too deeply" if isinstance(exc, RecursionError) else exc
-        raise AnswersError(f"{path.name}: cannot be read ({reason}). Start from the template that `grade kit` "
-                           f"writes: a [quiz] table with lines like q1 = \"MFCC\".") from None
+    except StudentFileError as error:
+        raise AnswersError(f"{path.name}: cannot be read (it {error.problem}). Start from the template that "
+                           f"`grade kit` writes: a [quiz] table with lines like q1 = \"MFCC\".") from None
     table = data.get("quiz", data) if isinstance(data, dict) else None
     if not isinstance(table, dict) or not table:
         raise AnswersError(f"{path.name}: no answers found. Write a [quiz] table with lines like q1 = \"MFCC\".")

@@ -2,9 +2,10 @@
 
 Each kind of evidence is a list of :class:`Finding` (file, line, what was seen).
 Python is parsed with :mod:`ast`, so comments and strings never count as code; a
-source that does not parse is searched line by line with the same patterns instead,
-and its findings say so. Notebook code cells are read with nbformat, with
-IPython magics (``%``, ``!``) blanked out first.
+source that does not parse, or is more than :class:`~grader.student_files.CodeParser`
+parses of one file, is searched as text for the same calls instead, and its findings
+say so. Notebook code cells are read with :func:`~grader.student_files.read_notebook`
+(bounded JSON, outputs left out), with IPython magics (``%``, ``!``) blanked out first.
 """
 from __future__ import annotations
 
@@ -13,7 +14,13 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from grader.discovery import MAX_CODE_BYTES, MAX_NOTEBOOK_BYTES, MAX_SOURCE_BYTES, UNPARSABLE
+from grader.discovery import MAX_CODE_BYTES
+from grader.student_files import (MAX_NOTEBOOK_BYTES, CodeParser, OverLimit, StudentFileError, TooLarge, TooMuchCode,
+                                  read_bytes, read_notebook)
+
+MAX_SOURCE_BYTES = 2_000_000
+"""Larger .py files (and cells) are data, not code: not read at all. Smaller ones that are more
+than :class:`~grader.student_files.CodeParser` parses are searched as text."""
 
 EVIDENCE = {
     "librosa_load": "audio loaded with librosa.load (or soundfile / torchaudio)",
@@ -43,11 +50,13 @@ class Finding:
 
 @dataclass(frozen=True)
 class CodeUnit:
-    """Source code to read: a .py file, or one notebook cell (``name`` says which)."""
+    """Source code to read: a .py file, or one notebook cell (``name`` says which; ``file`` is the
+    notebook, whose cells share one file's parsing budget, and ``name`` when empty)."""
 
     name: str
     source: str
     first_line: int = 1
+    file: str = ""
 
 
 # Attribute or function names (the last parts of a dotted call) and what they show.
@@ -77,19 +86,27 @@ TRAINING_NEEDS = ({"loss.backward()", "model.fit"}, {"optimizer.zero_grad()", "A
 def code_units(files: list[Path], root: Path) -> tuple[list[CodeUnit], list[str]]:
     """The .py files and the code cells of the .ipynb files among ``files``, named relative to ``root``,
     and what was left unread, in words: a file or cell over :data:`MAX_SOURCE_BYTES`, a notebook over
-    :data:`MAX_NOTEBOOK_BYTES`, and whatever comes after :data:`MAX_CODE_BYTES` of code in all."""
+    :data:`MAX_NOTEBOOK_BYTES` or holding more JSON than is read, and whatever comes after
+    :data:`MAX_CODE_BYTES` of code in all. A malformed notebook gives no units."""
     units, unread, read = [], [], 0
     for path in files:
         name = path.relative_to(root).as_posix()
-        size = path.stat().st_size
-        if path.suffix == ".py" and size > MAX_SOURCE_BYTES:
-            unread.append(f"{name} (over {MAX_SOURCE_BYTES / 10**6:g} MB: data rather than code)")
+        try:
+            if path.suffix == ".py":
+                found = [CodeUnit(name, read_bytes(path, MAX_SOURCE_BYTES).decode(errors="replace"))]
+            elif path.suffix == ".ipynb":
+                found = notebook_cells(path, name)
+            else:
+                continue
+        except TooLarge:
+            unread.append(f"{name} (over {MAX_SOURCE_BYTES / 10**6:g} MB: data rather than code)"
+                          if path.suffix == ".py" else f"{name} (a notebook over {MAX_NOTEBOOK_BYTES / 10**6:g} MB)")
             continue
-        if path.suffix == ".ipynb" and size > MAX_NOTEBOOK_BYTES:
-            unread.append(f"{name} (a notebook over {MAX_NOTEBOOK_BYTES / 10**6:g} MB)")
+        except OverLimit as error:
+            unread.append(f"{name} ({error.problem}: clear its outputs)")
             continue
-        found = [CodeUnit(name, path.read_text(errors="replace"))] if path.suffix == ".py" else (
-            notebook_cells(path, name) if path.suffix == ".ipynb" else [])
+        except (StudentFileError, OSError):  # malformed, or not a file: reported by the files check, not here
+            continue
         for unit in found:
             if len(unit.source) > MAX_SOURCE_BYTES:
                 unread.append(f"{unit.name} (over {MAX_SOURCE_BYTES / 10**6:g} MB: data rather than code)")
@@ -102,32 +119,30 @@ def code_units(files: list[Path], root: Path) -> tuple[list[CodeUnit], list[str]
 
 
 def notebook_cells(path: Path, name: str) -> list[CodeUnit]:
-    """A notebook's code cells as units named ``notebook.ipynb[cell 3]``; an unreadable notebook gives none."""
-    import nbformat
+    """A notebook's code cells as units named ``notebook.ipynb[cell 3]`` (cells counted as the student sees them).
 
-    try:
-        notebook = nbformat.read(path, as_version=4)
-    except Exception:  # a malformed notebook is reported by the files check, not here
-        return []
-    return [CodeUnit(f"{name}[cell {index}]", _blank_magics(cell.source))
-            for index, cell in enumerate(notebook.cells, 1) if cell.cell_type == "code"]
-
-
-def _blank_magics(source: str) -> str:
-    return "\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in source.splitlines())
+    Raises:
+        StudentFileError: the notebook cannot be read (:func:`~grader.student_files.read_notebook`).
+        OSError: it is missing or unreadable.
+    """
+    return [CodeUnit(f"{name}[cell {index}]", cell.python, file=name)
+            for index, cell in enumerate(read_notebook(path), 1) if cell.kind == "code"]
 
 
 def find_evidence(units: list[CodeUnit]) -> dict[str, list[Finding]]:
     """Every kind of evidence in :data:`EVIDENCE` -> what was found for it in ``units``."""
     found: dict[str, list[Finding]] = {kind: [] for kind in EVIDENCE}
+    parsers: dict[str, CodeParser] = {}
     for unit in units:
+        file = unit.file or unit.name
+        parser = parsers.setdefault(file, CodeParser(file))
         try:
-            tree = ast.parse(unit.source)
-        except UNPARSABLE:  # hostile nesting included: searched as text, like any code that does not parse
-            for kind, findings in _text_evidence(unit).items():
-                found[kind] += findings
-            continue
-        for kind, findings in _tree_evidence(unit, tree).items():
+            evidence = _tree_evidence(unit, parser.parse(unit.source))
+        except TooMuchCode:  # data posing as code, or quadratic f-strings: searched as text
+            evidence = _text_evidence(unit, "too large to parse")
+        except StudentFileError:  # hostile nesting included: searched as text, like any code that does not parse
+            evidence = _text_evidence(unit, "file does not parse")
+        for kind, findings in evidence.items():
             found[kind] += findings
     found["training_loop"] = _complete_training(found["training_loop"])
     return found
@@ -240,15 +255,39 @@ def _complete_training(findings: list[Finding]) -> list[Finding]:
     return findings if all(seen & need for need in TRAINING_NEEDS) else []
 
 
-def _text_evidence(unit: CodeUnit) -> dict[str, list[Finding]]:
-    """Line-by-line search for code that does not parse: call patterns only, marked as such."""
+LINE_BREAKS = re.compile(r"\r\n|[\r\x0b\x0c\x1c-\x1e\x85\u2028\u2029]")
+"""Line breaks other than ``\\n`` (those :meth:`str.splitlines` knows). Linear: one or two characters, no repetition."""
+COMMENT = re.compile(r"#[^\n]*+")
+"""From ``#`` to the end of the line (strings are not told apart, as in a line-by-line search). Linear: possessive."""
+TEXT_CALLS = {kind: {pattern: re.compile(rf"{re.escape(pattern)}(?<!\w{re.escape(pattern)})[^\S\n]*+\(")
+                     for pattern in patterns} for kind, patterns in CALLS.items()}
+"""Each call pattern as text: the name, not after a word character (the fixed-width look-behind;
+written after the name so that the search can skip ahead to the name), then ``(`` on the same
+line. Linear: a fixed literal, then a possessive run of spaces that never gives any back; the
+runs after two matches of the literal do not overlap."""
+MAX_TEXT_FINDINGS = 20
+"""Findings kept per call pattern and unit searched as text (the report shows eight)."""
+
+
+def _text_evidence(unit: CodeUnit, why: str) -> dict[str, list[Finding]]:
+    """The call patterns searched in the text of code that was not parsed (``why``, said in each finding);
+    at most one finding per pattern and line, and :data:`MAX_TEXT_FINDINGS` per pattern."""
     found: dict[str, list[Finding]] = {kind: [] for kind in EVIDENCE}
-    for offset, line in enumerate(unit.source.splitlines()):
-        code = line.split("#", 1)[0]
-        for kind, patterns in CALLS.items():
-            for pattern, what in patterns.items():
-                if re.search(rf"(^|[^\w]){re.escape(pattern)}\s*\(", code):
-                    found[kind].append(Finding(unit.name, unit.first_line + offset, f"{what} (file does not parse)"))
+    code = COMMENT.sub("", LINE_BREAKS.sub("\n", unit.source))
+    for kind, patterns in TEXT_CALLS.items():
+        for pattern, regex in patterns.items():
+            line, position = unit.first_line, 0
+            for _ in range(MAX_TEXT_FINDINGS):
+                match = regex.search(code, position)
+                if match is None:
+                    break
+                line += code.count("\n", position, match.start())
+                found[kind].append(Finding(unit.name, line, f"{CALLS[kind][pattern]} ({why})"))
+                position = code.find("\n", match.end())  # on to the next line
+                if position < 0:
+                    break
+    for findings in found.values():
+        findings.sort(key=lambda finding: finding.line)
     return found
 
 
