@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Iterator
 
 from grader.cache import read_result, reusable
+from grader.folders import walk_files
 from grader.identity import attempt_id
 from grader.intake import submission_id
 from grader.pipeline import RESULTS_FOLDER, GradingSetup, grade_submission, warm_up
@@ -235,7 +236,7 @@ def _bytes(source: Path) -> int:
     """Size of a zip, or of the files in a folder; 0 where it cannot be read (intake will say why)."""
     try:
         if source.is_dir():
-            return sum(path.stat().st_size for path in source.rglob("*") if path.is_file() and not path.is_symlink())
+            return sum(state.st_size for _, state in walk_files(source))
         return source.stat().st_size
     except OSError:
         return 0

@@ -19,9 +19,11 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+import stat
 from pathlib import Path
 
 from grader import __version__
+from grader.folders import walk_files
 from grader.results import SubmissionResult
 from reference import PROJECT_ROOT
 
@@ -35,9 +37,9 @@ def content_digest(source: str | os.PathLike) -> str:
     source = Path(source)
     digest = hashlib.sha256()
     if source.is_dir():
-        for path in sorted(p for p in source.rglob("*") if p.is_file() or p.is_symlink()):
+        for path, state in sorted(walk_files(source, links=True)):
             digest.update(path.relative_to(source).as_posix().encode() + b"\0")
-            if path.is_symlink():
+            if stat.S_ISLNK(state.st_mode):
                 digest.update(b"link\0" + os.readlink(path).encode() + b"\0")
             else:
                 _update_from_file(digest, path)

@@ -28,6 +28,7 @@ from typing import Callable
 
 from grader.batch import BatchEntry, Pending, record_failure
 from grader.cache import code_digest
+from grader.folders import walk_files
 from grader.pipeline import MEDIA_FOLDER, RESULTS_FOLDER, GradingSetup, grade_submission
 from grader.results import SubmissionResult
 
@@ -56,7 +57,8 @@ def grade_on_cluster(pending: list[Pending], setup: GradingSetup, address: str,
             item = next(queue, None)
             if item is None:
                 return
-            future = client.submit(grade_on_worker, item.source.name, _pack(item.source), item.key, setup, build,
+            future = client.submit(grade_on_worker, item.source.name, _pack(item.source), item.key,
+                                   item.submission_id, setup, build,
                                    key=f"grade-{item.submission_id}-{item.key[:12]}", pure=False)
             items[future.key] = item
             completed.add(future)
@@ -78,8 +80,7 @@ def grade_on_cluster(pending: list[Pending], setup: GradingSetup, address: str,
 def _pack(source: Path) -> bytes | dict[str, bytes]:
     """A zip's bytes, or a folder's files by relative path (links are left out, as intake would refuse them)."""
     if source.is_dir():
-        return {path.relative_to(source).as_posix(): path.read_bytes()
-                for path in sorted(source.rglob("*")) if path.is_file() and not path.is_symlink()}
+        return {path.relative_to(source).as_posix(): path.read_bytes() for path, _ in sorted(walk_files(source))}
     return source.read_bytes() if source.exists() else b""
 
 
@@ -94,7 +95,7 @@ def _unpack(target: Path, packed: bytes | dict[str, bytes]) -> None:
         path.write_bytes(content)
 
 
-def grade_on_worker(name: str, packed: bytes | dict[str, bytes], key: str, setup: GradingSetup,
+def grade_on_worker(name: str, packed: bytes | dict[str, bytes], key: str, sid: str, setup: GradingSetup,
                     build: str) -> tuple[str, dict[str, bytes]]:
     """On a worker: grade the submission ``name`` from its bytes; return the result's JSON and its media files.
 
@@ -106,7 +107,7 @@ def grade_on_worker(name: str, packed: bytes | dict[str, bytes], key: str, setup
         source.parent.mkdir()
         _unpack(source, packed)
         out_dir = Path(scratch) / "out"
-        result = grade_submission(source, dataclasses.replace(setup, out_dir=out_dir), key)
+        result = grade_submission(source, dataclasses.replace(setup, out_dir=out_dir), key, sid)
         media = {path.relative_to(out_dir).as_posix(): path.read_bytes()
                  for path in (out_dir / MEDIA_FOLDER / result.submission_id).rglob("*") if path.is_file()}
         return result.model_dump_json(), media

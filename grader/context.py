@@ -9,7 +9,6 @@ and records the verdict for the report.
 from __future__ import annotations
 
 import functools
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -21,6 +20,7 @@ from grader.intake import Submission
 from grader.notebook import NotebookError, run_notebook
 from grader.results import HandedInSample, ListenClip, RunEntry
 from grader.rubric import Item, Rubric
+from grader.scratch import Scratch
 from grader.scoring import Baseline
 
 OUTPUT_FOLDER = "_grader_out"
@@ -56,10 +56,10 @@ class CheckContext:
     rubric: Rubric
     heldout: HeldoutSet
     load_baseline: Callable[[], Baseline]
-    scratch: Path
-    """A private folder for this submission's runs (deleted after grading)."""
+    scratch: Scratch
+    """This submission's private scratch space: each run's work folder is made there (removed after grading)."""
     media_dir: Path
-    """``OUT/media/<submission id>``: audio the report plays is copied here."""
+    """``OUT/media/<submission id>``: audio the report plays is written here, re-encoded (``copy_media``)."""
     out_root: Path
     allow_unsandboxed: bool = False
     cores: int | None = None
@@ -78,10 +78,11 @@ class CheckContext:
     def baseline(self) -> Baseline:
         return self.load_baseline()
 
-    def fresh_workdir(self, name: str) -> Path:
-        """A new copy of the unpacked submission for one run, with an empty output folder."""
-        workdir = self.scratch / f"run-{len(self.runs) + 1:02d}-{name}"
-        shutil.copytree(self.submission.work_dir, workdir, symlinks=True)
+    def fresh_workdir(self, name: str, item: Item) -> Path:
+        """A new copy of the unpacked submission for one run of ``item``, with an empty output folder, bounded
+        by the item's ``disk_bytes`` and ``disk_inodes`` (:meth:`Scratch.run_folder`)."""
+        workdir = self.scratch.run_folder(f"run-{len(self.runs) + 1:02d}-{name}", self.submission.work_dir,
+                                          self.rubric.run_limits(item))
         (workdir / OUTPUT_FOLDER).mkdir()
         return workdir
 
@@ -110,7 +111,7 @@ class CheckContext:
         if finding.status == "missing" or not finding.value:
             entry = EntryRun(False, f"no `{role}` entry point found: {finding.how}", None)
         else:
-            workdir = self.fresh_workdir(role)
+            workdir = self.fresh_workdir(role, item)
             inputs = {"mels": self.heldout.mel_dir} if role == "reconstruct" else {}
             values = {"mel_dir": "{mels}" if role == "reconstruct" else None, "num": None, "seed": None,
                       **parameters, "out_dir": f"{{workdir}}/{OUTPUT_FOLDER}"}

@@ -17,9 +17,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 
-def walk_files(root: str | os.PathLike) -> Iterator[tuple[Path, os.stat_result]]:
-    """Every regular file under ``root`` with its ``lstat``, in no promised order; links and special files
-    are skipped and folders that cannot be read are passed over.
+def walk_files(root: str | os.PathLike, links: bool = False) -> Iterator[tuple[Path, os.stat_result]]:
+    """Every regular file under ``root`` with its ``lstat``, in no promised order (and every symbolic link,
+    never followed, with ``links``); special files are skipped and folders that cannot be read are passed over.
 
     Depth costs nothing but the length of the paths returned; folders are read one at a time.
     """
@@ -37,7 +37,7 @@ def walk_files(root: str | os.PathLike) -> Iterator[tuple[Path, os.stat_result]]
                 continue
             if stat.S_ISDIR(state.st_mode):
                 pending.append(Path(entry.path))
-            elif stat.S_ISREG(state.st_mode):
+            elif stat.S_ISREG(state.st_mode) or (links and stat.S_ISLNK(state.st_mode)):
                 yield Path(entry.path), state
 
 

@@ -3,10 +3,11 @@
 Every archive is hostile until proven otherwise. :func:`unpack` refuses, with a reason
 a student can act on (:class:`IntakeRefused`): files that are not zips, corrupt or
 truncated archives, encrypted entries, entries that escape the folder (``..``, absolute
-paths, drive letters), links and device files, more entries than ``max_entries``, more
-unpacked bytes than ``max_unpacked_bytes`` (counted while decompressing, so a lying
-header does not help), and archives with nothing in them. It never expands nested
-archives (they stay files), strips a single common top folder, skips the clutter of
+paths, drive letters), entries more than ``max_depth`` folders deep, links and device
+files, more entries than ``max_entries``, more unpacked bytes than ``max_unpacked_bytes``
+(counted while decompressing, so a lying header does not help), and archives with
+nothing in them. It never expands nested archives (they stay files, and a note names
+each), strips a single common top folder, skips the clutter of
 :data:`IGNORED_FOLDERS` and :data:`IGNORED_FILES`, and keeps names that are not UTF-8
 (decoded as the zip format prescribes, CP437) or contain spaces.
 
@@ -18,7 +19,6 @@ from __future__ import annotations
 import errno
 import os
 import re
-import shutil
 import stat
 import struct
 import zipfile
@@ -31,6 +31,7 @@ from typing import BinaryIO
 
 from pydantic import BaseModel
 
+from grader.folders import remove_tree
 from grader.identity import archive_stem, identify
 from grader.limits import IntakeLimits
 
@@ -55,7 +56,7 @@ class IntakeRefused(Exception):
     Attributes:
         source: the zip or folder that was refused.
         code: a short stable name of the problem, for tables and tests (``not_a_zip``,
-            ``corrupt``, ``encrypted``, ``path_escape``, ``link``, ``special_file``,
+            ``corrupt``, ``encrypted``, ``path_escape``, ``too_deep``, ``link``, ``special_file``,
             ``too_many_entries``, ``too_large``, ``name_clash``, ``bad_name``, ``empty``).
         reason: what is wrong and what to do, in one or two sentences.
     """
@@ -127,14 +128,8 @@ def unpack(source: str | os.PathLike, work_dir: str | os.PathLike, limits: Intak
         with _open_source(source, limits) as entries:
             return _extract(source, entries, work_dir, limits)
     except BaseException:
-        if created:
-            shutil.rmtree(work_dir, ignore_errors=True)
-        else:
-            for child in work_dir.iterdir():
-                if child.is_dir() and not child.is_symlink():
-                    shutil.rmtree(child)
-                else:
-                    child.unlink()
+        for leftover in [work_dir] if created else list(work_dir.iterdir()):
+            remove_tree(leftover)
         raise
 
 
@@ -156,7 +151,7 @@ class _Entry:
 
 def _open_source(source: Path, limits: IntakeLimits) -> AbstractContextManager[Iterator[_Entry]]:
     if source.is_dir():
-        return nullcontext(_folder_entries(source))
+        return nullcontext(_folder_entries(source, limits.max_depth))
     if not source.is_file():
         raise FileNotFoundError(f"{source}: no such file or folder")
     return _ZipEntries(source, limits)
@@ -255,11 +250,14 @@ def _decoded(raw: bytes) -> tuple[str, bool]:
         return raw.decode("cp437"), False
 
 
-def _folder_entries(folder: Path) -> Iterator[_Entry]:
-    """The entries under ``folder``, walked without following links."""
+def _folder_entries(folder: Path, max_depth: int) -> Iterator[_Entry]:
+    """The entries under ``folder``, walked without following links; a folder deeper than ``max_depth``
+    is listed but not entered (:func:`_extract` refuses it)."""
     pending = [(folder, "")]
     while pending:
         current, prefix = pending.pop()
+        if prefix.count("/") > max_depth:
+            continue
         for entry in sorted(os.scandir(current), key=lambda e: e.name):
             base, utf8 = _decoded(os.fsencode(entry.name))
             name = prefix + base
@@ -328,6 +326,11 @@ def _extract(source: Path, entries: Iterator[_Entry], work_dir: Path, limits: In
         parts = _safe_parts(source, entry.name)
         if not parts:
             continue
+        depth = len(parts) - (not entry.is_dir)  # folders the entry lies in, or is
+        if depth > limits.max_depth:
+            shown = "/".join(parts[:2]) + "/.../" + parts[-1]
+            raise IntakeRefused(source, "too_deep", f"{shown!r} lies {depth} folders deep, more than the limit of "
+                                f"{limits.max_depth}; keep your project's folders shallow")
         if _is_clutter(parts):
             ignored.append(entry.name)
             continue
@@ -373,6 +376,7 @@ def _extract(source: Path, entries: Iterator[_Entry], work_dir: Path, limits: In
               "directly (one archive)" for name in sorted(names) if _is_archive(work_dir / name)]
     return Submission(id=submission_id(source), source=source, work_dir=work_dir, files=sorted(names),
                       ignored=ignored, stripped_folder=stripped, unpacked_bytes=written, notes=notes)
+
 
 _ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz", ".rar", ".7z")
 _ARCHIVE_MAGIC = ((b"PK\x03\x04", 0), (b"PK\x05\x06", 0), (b"Rar!\x1a\x07", 0), (b"7z\xbc\xaf\x27\x1c", 0),

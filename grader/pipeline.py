@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import importlib
 import shutil
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ from grader.intake import IntakeRefused, submission_id, unpack
 from grader.results import ItemResult, QuestionOutcome, SubmissionResult, Versions, utc_now
 from grader.rubric import Item, Rubric
 from grader.scoring import Baseline
+from grader.scratch import Scratch
 from reference.parallel import one_blas_thread
 
 RESULTS_FOLDER = "results"
@@ -98,23 +98,31 @@ def warm_up(setup: GradingSetup) -> None:
     gc.freeze()
 
 
-def grade_submission(source: str | Path, setup: GradingSetup, key: str | None = None) -> SubmissionResult:
+def grade_submission(source: str | Path, setup: GradingSetup, key: str | None = None,
+                     sid: str | None = None) -> SubmissionResult:
     """Grade ``source`` (a zip or a folder) and write ``OUT/results/<id>.json``; never raises for the submission.
 
     ``key``: the result's cache key, when the caller has computed it already (else computed here).
+    ``sid``: the submission id a batch gave it (a student's later attempt, :func:`grader.batch.plan`); else
+    :func:`grader.intake.submission_id` of its file name.
     """
     source = Path(source)
-    sid = submission_id(source)
+    sid = submission_id(source) if sid is None else sid
     key = setup.cache_key(source) if key is None else key
     started, started_at = time.perf_counter(), utc_now()
-    with tempfile.TemporaryDirectory(prefix=f"grade-{sid}-") as scratch:
+    try:  # everything a submission can reach, its scratch space's making and removal included, is inside
+        scratch = Scratch(sid)
         try:
             with one_blas_thread():  # the same sums in any process, however its BLAS was set up (a dask worker's is 1)
-                result = _grade(source, sid, setup, Path(scratch))
-        except IntakeRefused as refusal:
-            result = SubmissionResult.refused(sid, str(source), refusal.reason, setup.max_total, setup.versions)
-        except Exception as error:  # the grader's own failure: recorded, never fatal to a batch
-            result = SubmissionResult.from_exception(sid, str(source), error, setup.max_total, setup.versions)
+                result = _grade(source, sid, setup, scratch)
+        finally:
+            leftover = scratch.close()
+        if leftover:
+            result.message = "; ".join(filter(None, [result.message, leftover]))
+    except IntakeRefused as refusal:
+        result = SubmissionResult.refused(sid, str(source), refusal.reason, setup.max_total, setup.versions)
+    except Exception as error:  # the grader's own failure: recorded, never fatal to a batch
+        result = SubmissionResult.from_exception(sid, str(source), error, setup.max_total, setup.versions)
     result.started_at, result.finished_at = started_at, utc_now()
     result.seconds = round(time.perf_counter() - started, 3)
     result.cache_key = key
@@ -122,9 +130,9 @@ def grade_submission(source: str | Path, setup: GradingSetup, key: str | None = 
     return result
 
 
-def _grade(source: Path, sid: str, setup: GradingSetup, scratch: Path) -> SubmissionResult:
+def _grade(source: Path, sid: str, setup: GradingSetup, scratch: Scratch) -> SubmissionResult:
     started = time.perf_counter()
-    submission = unpack(source, scratch / "submission", setup.rubric.limits.intake)
+    submission = unpack(source, scratch.path / "submission", setup.rubric.limits.intake)
     discovery = discover(submission.work_dir)
     intake_seconds = time.perf_counter() - started
     media = setup.out_dir / MEDIA_FOLDER / sid

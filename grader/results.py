@@ -77,7 +77,8 @@ class ListenClip(_Model):
 
 
 class HandedInSample(_Model):
-    """A sample the student handed in: where the grader copied it (relative to the output folder) and findings."""
+    """A sample the student handed in: where the grader wrote its re-encoded copy (relative to the output folder),
+    and findings."""
 
     name: str
     audio: str | None = None

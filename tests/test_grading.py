@@ -367,15 +367,17 @@ def test_dnsmos_on_request(setup_factory, tmp_path):
     from grader.checks import sample
     from grader.discovery import discover
     from grader.intake import unpack
+    from grader.scratch import Scratch
 
     folder = write_unconditional(tmp_path / "gan")
     setup = setup_factory("out-dnsmos")
     submission = unpack(folder, tmp_path / "work")
-    ctx = CheckContext(submission=submission, discovery=discover(submission.work_dir), rubric=setup.rubric,
-                       heldout=setup.heldout, load_baseline=setup.load_baseline, scratch=tmp_path,
-                       media_dir=tmp_path / "media", out_root=tmp_path)
     item = next(i for i in setup.rubric.items if i.id == "samples-diversity")
-    outcome = sample.check(ctx, item.model_copy(update={"params": {**item.params, "dnsmos": True}}))
+    with Scratch("dnsmos") as scratch:
+        ctx = CheckContext(submission=submission, discovery=discover(submission.work_dir), rubric=setup.rubric,
+                           heldout=setup.heldout, load_baseline=setup.load_baseline, scratch=scratch,
+                           media_dir=tmp_path / "media", out_root=tmp_path)
+        outcome = sample.check(ctx, item.model_copy(update={"params": {**item.params, "dnsmos": True}}))
     assert 1 <= outcome.metrics["dnsmos_ovrl"] <= 5
 
 

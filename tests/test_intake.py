@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from grader.folders import remove_tree
 from grader.identity import attempt_id, attempt_of, identify
 from grader.intake import IntakeRefused, submission_id, unpack
 from grader.limits import IntakeLimits
@@ -311,3 +312,20 @@ def test_random_damage_ends_in_a_refusal_or_an_unpack_never_a_crash(tmp_path):
         except IntakeRefused as refusal:
             outcomes.add(refusal.code)
     assert "unpacked" in outcomes and "corrupt" in outcomes
+
+
+@pytest.mark.parametrize("as_folder", [False, True])
+def test_a_tree_deeper_than_the_limit_is_refused_before_anything_walks_it(tmp_path, as_folder):
+    if as_folder:  # 2,000 folders, past PATH_MAX: made through descriptors, as a student's program could
+        source = tmp_path / "hw"
+        source.mkdir()
+        from tests.test_scratch import deep_tree
+
+        deep_tree(source, 2000)
+    else:  # an 8 kB zip
+        source = make_zip(tmp_path / "deep.zip", {"/".join(["a"] * 2000) + "/f.txt": "x", "generate.py": ""})
+    refusal = refused(source, tmp_path / "work")
+    remove_tree(source)  # before pytest's own clean-up, which recurses
+    assert refusal.code == "too_deep" and "more than the limit of 32" in refusal.reason
+    shallow = make_zip(tmp_path / "ok.zip", {"/".join(["a"] * 32) + "/f.txt": "x"})
+    assert unpack(shallow, tmp_path / "ok").files == ["/".join(["a"] * 31) + "/f.txt"]  # the top folder is stripped

@@ -71,6 +71,13 @@ def compare(student: np.ndarray, reference: np.ndarray, tolerance_db: float) -> 
     return credit, f"matches the reference MFCC, mean difference {error:.3g} dB{note}"
 
 
+def _tail(path: Path, chars: int = 600) -> str:
+    """The last ``chars`` characters of a text file a run wrote, reading no more than that (it may be huge)."""
+    with open(path, "rb") as file:
+        file.seek(max(0, file.seek(0, 2) - 4 * chars))
+        return file.read().decode(errors="replace")[-chars:]
+
+
 def check(ctx: CheckContext, item: Item) -> Outcome:
     """params: ``tolerance_db`` (mean absolute difference accepted). Share = mean credit over the probe clips."""
     finding = ctx.discovery.findings["mfcc"]
@@ -79,7 +86,7 @@ def check(ctx: CheckContext, item: Item) -> Outcome:
                             f"or name it in submission.toml: [entry] mfcc = \"file.py:function\".")
     source, function = finding.value.rsplit(":", 1)
     tolerance = float(item.params.get("tolerance_db", 1.0))
-    workdir = ctx.fresh_workdir("mfcc")
+    workdir = ctx.fresh_workdir("mfcc", item)
     result = ctx.run_command(item, f"mfcc ({finding.value})",
                              ["python", "-c", HARNESS, f"{{workdir}}/{source}", function, "{probes}",
                               f"{{workdir}}/{OUTPUT_FOLDER}"], workdir, {"probes": ctx.heldout.probe_dir})
@@ -93,7 +100,7 @@ def check(ctx: CheckContext, item: Item) -> Outcome:
             credit, seen = compare(student, ctx.heldout.reference_mfcc(clip), tolerance)
         except FileNotFoundError:
             try:
-                error = sandbox.output_file(workdir, f"{OUTPUT_FOLDER}/{name}.error.txt").read_text()[-600:]
+                error = _tail(sandbox.output_file(workdir, f"{OUTPUT_FOLDER}/{name}.error.txt"))
             except FileNotFoundError:
                 error = "no result"
             credit, seen = 0.0, f"raised: {error.strip()}"
