@@ -181,9 +181,15 @@ def grade_all(sources: list[Path], setup: GradingSetup, jobs: int = 1, *, force:
 
 
 def _grade_one(item: Pending, setup: GradingSetup) -> BatchEntry:
-    """Grade one submission here, and draw its spectrograms (so the report at the end only links them)."""
-    result = grade_submission(item.source, setup, item.key, sid=item.submission_id)
-    draw_spectrograms(result, setup.out_dir)
+    """Grade one submission here, and draw its spectrograms (so the report at the end only links them).
+
+    Never raises for the submission: what fails around its grading (writing its result, drawing) becomes its
+    ``grader_error`` result, and the batch goes on."""
+    try:
+        result = grade_submission(item.source, setup, item.key, sid=item.submission_id)
+        draw_spectrograms(result, setup.out_dir)
+    except Exception as error:
+        return record_failure(item, setup, error)
     return BatchEntry.of(result, reused=False)
 
 
@@ -213,13 +219,15 @@ def _grade_in_processes(pending: list[Pending], setup: GradingSetup, jobs: int, 
                 for future in done:
                     item = in_flight.pop(future)
                     try:
-                        finished(future.result())
+                        entry = future.result()
                     except BrokenProcessPool as error:
                         broken = True
-                        finished(record_failure(item, setup, error))
-                    else:
-                        if not broken:
-                            submit_next()
+                        entry = record_failure(item, setup, error)
+                    except Exception as error:  # the entry could not come back from the worker
+                        entry = record_failure(item, setup, error)
+                    finished(entry)
+                    if not broken:
+                        submit_next()
         if not broken:
             return
 

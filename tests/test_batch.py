@@ -272,3 +272,21 @@ def test_memory_stays_flat_with_the_size_of_the_batch(classroom, tmp_path):
         assert len(entries) == count and all(entry.status == "refused" for entry in entries)
     # 200 submissions of 100 kB each would be 20 MB if they were kept; an entry is a few hundred bytes
     assert peaks[200] < peaks[20] + 1_000_000, peaks
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_failure_after_grading_costs_only_its_submission(classroom, monkeypatch, jobs):
+    """Writing a result or drawing its pictures can fail too (a full disk, a bug): that submission gets a
+    grader_error result, the others are graded, and the batch ends normally."""
+    root, sources, setup = classroom
+    from grader import batch
+
+    def draw(result, out_dir):
+        if result.submission_id == "bob_222":
+            raise OSError(28, "No space left on device")
+    monkeypatch.setattr(batch, "draw_spectrograms", draw)
+    entries = grade_all(sources, setup(f"after-{jobs}"), jobs=jobs, show_progress=False)
+    by_id = {entry.submission_id: entry for entry in entries}
+    assert len(by_id) == len(sources)
+    assert by_id["bob_222"].status == "grader_error" and "No space left" in by_id["bob_222"].message
+    assert by_id["ada_111"].status == "graded"

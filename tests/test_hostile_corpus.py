@@ -23,9 +23,9 @@ from reference.data import build_embedded
 from tests.hostile_corpus import SCRIPT_MARKER, SECRET, build
 from tests.test_grading import SMALL
 
-PEAK_MEMORY_BYTES = 1536 * 2**20
+PEAK_MEMORY_BYTES = 768 * 2**20
 """The most memory any one grader process (the batch's own or a worker) may reach on the corpus."""
-DISK_BYTES = 300 * 10**6
+DISK_BYTES = 100 * 10**6
 """The most the corpus may take of the machine's free disk while it is graded (results, pages, media)."""
 
 pytestmark = pytest.mark.skipif(sandbox.BWRAP is None, reason="bubblewrap (bwrap) is not installed")
