@@ -85,6 +85,12 @@ class RunLimits(_Limits):
     cell_seconds: float = Field(
         600.0, gt=0, description="Time one notebook cell may run (nbclient's per-cell timeout).",
     )
+    notebook_seconds: float = Field(
+        900.0, gt=0,
+        description="Time a notebook entry's cells may take together, training included; the notebook runs "
+        "once for every mode it serves, and this replaces wall_seconds for that run (cell_seconds still "
+        "bounds each cell).",
+    )
     cpu_threads: int = Field(
         1, gt=0,
         description="Threads numerical libraries start (OMP_NUM_THREADS, MKL, OpenBLAS, numba, torch). One by "
