@@ -25,6 +25,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from grader.checks.quiz import AnswersError, NoAnswers, count_notebook_answers, read_answers
 from grader.student_files import (MAX_PARSE_BYTES, CodeParser, StudentFileError, TooLarge, TooMuchCode, amount,
                                   read_bytes, read_notebook, read_toml)
 
@@ -37,14 +38,14 @@ PLACEHOLDERS = {
 """The placeholders each command must use (submission contract, ``[entry]``)."""
 DEFAULT_PATTERNS = {
     "samples": ("samples/*.wav", "samples/*.flac", "samples/*.ogg"),
-    "answers": ("answers.toml", "answers.json", "answers.md"),
+    "answers": ("answers.toml", "answers.json", "answers.md", "answers.txt"),
     "evaluation": ("evaluation.*", "*.ipynb", "report.*"),
     "checkpoints": ("checkpoints/*", "*.pt", "*.pth", "*.h5", "*.keras", "*.safetensors"),
 }
 """What the grader looks for without a manifest; a pattern matches a path from its end
 (``samples/*.wav`` also matches ``hw3/samples/a.wav``), as :meth:`PurePosixPath.match` does.
-For ``answers`` one file is chosen: TOML before JSON before Markdown, any letter case,
-the shallowest."""
+For ``answers`` one file is chosen: TOML before JSON before Markdown before text, any letter
+case, the shallowest; where none holds an answer, a notebook whose markdown does (:func:`_guess_answers`)."""
 GUESSED_COMMANDS = {
     "reconstruct": "python {script} --mel-dir {{mel_dir}} --out-dir {{out_dir}}",
     "sample": "python {script} --num {{num}} --seed {{seed}} --out-dir {{out_dir}}",
@@ -56,6 +57,9 @@ MAX_MANIFEST_BYTES = 128_000
 """A manifest is a few lines; a larger one is refused, and everything is guessed."""
 MAX_DECLARED_PATTERNS = 20
 """Patterns a file role may list; each is matched against every file of the submission."""
+MAX_ANSWER_CANDIDATES = 5
+"""Answers files, then notebooks (the shallowest first), read at most to find the quiz's answers:
+each read is bounded (a notebook's 20 MB takes some 2 s at worst); a submission has one or two."""
 Status = Literal["declared", "guessed", "missing"]
 
 
@@ -130,8 +134,10 @@ def discover(work_dir: str | os.PathLike) -> Discovery:
             finding = _declared_mfcc(declared, code) if declared else _guess_mfcc(code)
         elif role in PLACEHOLDERS:
             finding = _declared_command(role, declared, files) if declared else _guess_command(role, code, files)
+        elif declared:
+            finding = _declared_files(role, declared, files)
         else:
-            finding = _declared_files(role, declared, files) if declared else _guess_files(role, files)
+            finding = _guess_answers(work_dir, files) if role == "answers" else _guess_files(role, files)
         findings[role] = finding
     has_manifest = (work_dir / MANIFEST).is_file()
     return Discovery(manifest=MANIFEST if has_manifest else None, manifest_errors=errors,
@@ -369,13 +375,55 @@ def _declared_files(role: str, value: str | list[str], files: list[str]) -> Find
 
 def _guess_files(role: str, files: list[str]) -> Finding:
     patterns = DEFAULT_PATTERNS[role]
-    if role == "answers":
-        candidates = [f for f in files if PurePosixPath(f).name.lower() in patterns]
-        candidates.sort(key=lambda f: (patterns.index(PurePosixPath(f).name.lower()), f.count("/"), f))
-        matched = candidates[:1]
-    else:
-        matched = _matches(patterns, files)
+    matched = _matches(patterns, files)
     status: Status = "guessed" if matched else "missing"
     return Finding(role=role, status=status, files=matched,
                    how=f"the contract's default {', '.join(patterns)} "
                    + (f"matched {len(matched)} file{'s' * (len(matched) != 1)}" if matched else "matched nothing"))
+
+
+def _guess_answers(work_dir: Path, files: list[str]) -> Finding:
+    """The answers file: the first of the contract's names (in :data:`DEFAULT_PATTERNS`' order, then
+    shallowest) that holds an answer, else the notebook whose markdown holds the most ``**Answer:**``
+    lines, else the first name even without answers, so that the student reads why. At most
+    :data:`MAX_ANSWER_CANDIDATES` files of each kind are read."""
+    patterns = DEFAULT_PATTERNS["answers"]
+    named = sorted((f for f in files if PurePosixPath(f).name.lower() in patterns),
+                   key=lambda f: (patterns.index(PurePosixPath(f).name.lower()), f.count("/"), f))
+    default = f"the contract's default {', '.join(patterns)}"
+    tried = named[:MAX_ANSWER_CANDIDATES]
+    for number, name in enumerate(tried):
+        if _holds_answers(work_dir / name):
+            empty = f" ({_hold_no_answer(tried[:number])})" if number else ""
+            return Finding(role="answers", status="guessed", files=[name], how=f"{default} matched {name}{empty}")
+    notebooks = _by_depth([f for f in files if f.endswith(".ipynb")])
+    counts = {notebook: count_notebook_answers(work_dir / notebook) for notebook in notebooks[:MAX_ANSWER_CANDIDATES]}
+    best = max(counts, key=lambda notebook: counts[notebook], default=None)
+    before = _hold_no_answer(tried) if tried else f"{default} matched nothing"
+    if best is not None and counts[best]:
+        among = f", the most of {len(counts)} notebooks" if len(counts) > 1 else ""
+        unread = (f" (only the {MAX_ANSWER_CANDIDATES} shallowest of {len(notebooks)} notebooks were read)"
+                  if len(notebooks) > MAX_ANSWER_CANDIDATES else "")
+        return Finding(role="answers", status="guessed", files=[best],
+                       how=f"{before}; the markdown of {best} holds {counts[best]} answer"
+                       f"{'s' * (counts[best] != 1)} (**Answer:** lines){among}{unread}")
+    nothing = "no notebook's markdown holds an **Answer:** line" if notebooks else "no notebook"
+    return Finding(role="answers", status="guessed" if named else "missing", files=named[:1],
+                   how=f"{before}; {nothing}")
+
+
+def _hold_no_answer(names: list[str]) -> str:
+    """``"a.toml, b.md hold no answer"`` (``holds`` for one file)."""
+    return f"{', '.join(names)} hold{'s' * (len(names) == 1)} no answer"
+
+
+def _holds_answers(path: Path) -> bool:
+    """Whether an answers file holds an answer, read without the rubric (:func:`read_answers`); one
+    that cannot be read counts as holding them: its problem is reported when the quiz reads it."""
+    try:
+        read_answers(path)
+    except NoAnswers:
+        return False
+    except (AnswersError, OSError):
+        pass
+    return True
