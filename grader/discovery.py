@@ -9,7 +9,8 @@ decide, and what is wrong with a declaration, so that the report can tell the st
 what to fix.
 
 Roles (submission contract, "Optional manifest"):
-- ``mfcc``: a Python callable ``"file.py:function"``;
+- ``mfcc``: a Python callable ``"file.py:function"``, or a function defined in a notebook's
+  cell, ``"model.ipynb:function"`` (its check runs the notebook's imports and that cell only);
 - ``reconstruct``, ``sample``: a command with placeholders, or a notebook path;
 - ``samples``, ``answers``, ``evaluation``, ``checkpoints``: files, by glob patterns.
 """
@@ -69,7 +70,8 @@ class Finding(BaseModel):
     role: str
     status: Status
     value: str | None = None
-    """``mfcc``: ``"file.py:function"``; ``reconstruct``/``sample``: the command or the notebook's path."""
+    """``mfcc``: ``"file.py:function"`` or ``"notebook.ipynb:function"``; ``reconstruct``/``sample``: the
+    command or the notebook's path."""
     files: list[str] = []
     """File roles: the matching files, relative POSIX paths, sorted."""
     how: str
@@ -139,6 +141,7 @@ def discover(work_dir: str | os.PathLike) -> Discovery:
         else:
             finding = _guess_answers(work_dir, files) if role == "answers" else _guess_files(role, files)
         findings[role] = finding
+    _one_mode_notebooks(findings)
     has_manifest = (work_dir / MANIFEST).is_file()
     return Discovery(manifest=MANIFEST if has_manifest else None, manifest_errors=errors,
                      student_name=manifest.student.name, student_id=manifest.student.id, findings=findings)
@@ -269,12 +272,16 @@ def _by_depth(paths: list[str]) -> list[str]:
 def _declared_mfcc(value: str, code: _Code) -> Finding:
     how = f"declared in {MANIFEST}: mfcc = {value!r}"
     file, sep, function = value.partition(":")
-    if not sep or not file.endswith(".py") or not function.isidentifier():
+    if not sep or not file.endswith((".py", ".ipynb")) or not function.isidentifier():
         return Finding(role="mfcc", status="declared", value=value, how=how,
-                       problems=[f"write it as 'file.py:function', e.g. 'preprocess.py:extract_mfcc' (got {value!r})"])
+                       problems=[f"write it as 'file.py:function' or 'notebook.ipynb:function', e.g. "
+                                 f"'preprocess.py:extract_mfcc' (got {value!r})"])
     problems = []
-    if file not in code.python:
+    if file not in (code.notebooks if file.endswith(".ipynb") else code.python):
         problems.append(f"{file} is not in the submission")
+    elif file.endswith(".ipynb"):
+        if function not in code.notebook_functions(file):
+            problems.append(f"no code cell of {file} defines a function {function!r} (at the cell's top level)")
     elif code.module(file) is None:
         problems.append(code.refusals[file])
     elif function not in code.functions(file):
@@ -283,28 +290,27 @@ def _declared_mfcc(value: str, code: _Code) -> Finding:
 
 
 def _guess_mfcc(code: _Code) -> Finding:
-    exact, loose = [], []
-    for file in _by_depth(code.python):
-        for function in code.functions(file):
-            if function == "extract_mfcc":
-                exact.append(f"{file}:{function}")
-            elif "mfcc" in function.lower():
-                loose.append(f"{file}:{function}")
-    candidates = exact or loose
-    if candidates:
-        rule = "a function named extract_mfcc" if exact else "a function whose name contains 'mfcc'"
-        others = f"; also found {', '.join(candidates[1:])}" if len(candidates) > 1 else ""
-        return Finding(role="mfcc", status="guessed", value=candidates[0],
-                       how=f"{rule} in {candidates[0].split(':')[0]}{others}")
-    problems = []
-    for notebook in _by_depth(code.notebooks):
-        in_notebook = [f for f in code.notebook_functions(notebook) if "mfcc" in f.lower()]
-        if in_notebook:
-            problems.append(f"{in_notebook[0]} is defined in {notebook}, but only a function in a .py file can be "
-                            f"called: move it to a .py file, or name it in {MANIFEST}")
-            break
-    return Finding(role="mfcc", status="missing", problems=problems,
-                   how="no .py file defines extract_mfcc or a function whose name contains 'mfcc'")
+    """A function named extract_mfcc, else one whose name contains 'mfcc': in a .py file, else in a
+    notebook's cell (shallowest files first)."""
+    for in_notebooks, files, functions in ((False, code.python, code.functions),
+                                           (True, code.notebooks, code.notebook_functions)):
+        exact, loose = [], []
+        for file in _by_depth(files):
+            for function in dict.fromkeys(functions(file)):  # a notebook may define one twice
+                if function == "extract_mfcc":
+                    exact.append(f"{file}:{function}")
+                elif "mfcc" in function.lower():
+                    loose.append(f"{file}:{function}")
+        candidates = exact or loose
+        if candidates:
+            rule = "a function named extract_mfcc" if exact else "a function whose name contains 'mfcc'"
+            where = candidates[0].split(":")[0]
+            if in_notebooks:
+                where += " (a notebook: the grader runs its imports and that function's cell only)"
+            others = f"; also found {', '.join(candidates[1:])}" if len(candidates) > 1 else ""
+            return Finding(role="mfcc", status="guessed", value=candidates[0], how=f"{rule} in {where}{others}")
+    return Finding(role="mfcc", status="missing",
+                   how="no .py file or notebook defines extract_mfcc or a function whose name contains 'mfcc'")
 
 
 # --------------------------------------------------------------------------- commands
@@ -333,6 +339,22 @@ def _declared_command(role: str, value: str, files: list[str]) -> Finding:
         if word.endswith((".py", ".ipynb", ".sh")) and "{" not in word and word not in present:
             problems.append(f"{word} is not in the submission")
     return Finding(role=role, status="declared", value=value, how=how, problems=problems)
+
+
+def _one_mode_notebooks(findings: dict[str, Finding]) -> None:
+    """A notebook the manifest declares for one mode only is not also guessed for the other.
+
+    A notebook entry runs once for all the modes it serves, with every mode's placeholders set
+    (:mod:`grader.notebook`): a notebook declared for ``sample`` alone then runs as declared,
+    with ``mel_dir = None``, instead of also being taken for ``reconstruct``.
+    """
+    for declared, other in (("reconstruct", "sample"), ("sample", "reconstruct")):
+        notebook = findings[declared].value
+        if (findings[declared].status == "declared" and findings[other].status == "guessed"
+                and findings[other].value == notebook and notebook.endswith(".ipynb")):
+            findings[other] = Finding(
+                role=other, status="missing", how=f"{notebook} is declared in {MANIFEST} for {declared} only",
+                problems=[f"if {notebook} also does {other}, declare it too: [entry] {other} = {notebook!r}"])
 
 
 def _guess_command(role: str, code: _Code, files: list[str]) -> Finding:

@@ -76,15 +76,33 @@ def test_a_single_notebook_is_the_entry_when_generate_py_does_not_fit(tmp_path):
     write(tmp_path, {
         "generate.py": "import argparse\np = argparse.ArgumentParser()\np.add_argument('--mel-dir')\n"
                        "p.add_argument('--out-dir')\n",
-        "work/model.ipynb": notebook("def extract_mfcc(path):\n    pass"),
+        "work/model.ipynb": notebook("import librosa", "def extract_mfcc(path):\n    pass", "def extract_mfcc(p): 1"),
     })
     found = discover(tmp_path)
     assert found.findings["reconstruct"].value == "python generate.py --mel-dir {mel_dir} --out-dir {out_dir}"
     sample = found.findings["sample"]
     assert (sample.status, sample.value) == ("guessed", "work/model.ipynb")
     assert "generate.py does not name --num, --seed" in sample.how
-    mfcc = found.findings["mfcc"]  # defined only in the notebook: missing, with the fix
-    assert mfcc.status == "missing" and "model.ipynb" in mfcc.problems[0] and ".py file" in mfcc.problems[0]
+    mfcc = found.findings["mfcc"]  # defined only in a notebook's cell: that function, said to be in a notebook
+    assert (mfcc.status, mfcc.value, mfcc.problems) == ("guessed", "work/model.ipynb:extract_mfcc", [])
+    assert "(a notebook: the grader runs its imports and that function's cell only)" in mfcc.how
+    write(tmp_path, {"features.py": "def my_mfcc(path): ...\n"})  # a .py file's function comes first
+    assert discover(tmp_path).findings["mfcc"].value == "features.py:my_mfcc"
+    write(tmp_path, {MANIFEST: "[entry]\nmfcc = 'work/model.ipynb:extract'\n"})
+    assert discover(tmp_path).findings["mfcc"].problems == [
+        "no code cell of work/model.ipynb defines a function 'extract' (at the cell's top level)"]
+
+
+def test_a_notebook_declared_for_one_mode_is_not_guessed_for_the_other(tmp_path):
+    """A notebook entry runs once for every mode it serves: declared for sample alone, it is not also
+    taken for reconstruct (it would then run with mel_dir set)."""
+    write(tmp_path, {MANIFEST: "[entry]\nsample = 'model.ipynb'\n", "model.ipynb": notebook("x = 1")})
+    found = discover(tmp_path).findings
+    assert (found["sample"].status, found["sample"].value) == ("declared", "model.ipynb")
+    assert found["reconstruct"].status == "missing" and found["reconstruct"].problems == [
+        "if model.ipynb also does reconstruct, declare it too: [entry] reconstruct = 'model.ipynb'"]
+    write(tmp_path, {MANIFEST: "[entry]\nsample = 'model.ipynb'\nreconstruct = 'model.ipynb'\n"})
+    assert discover(tmp_path).findings["reconstruct"].value == "model.ipynb"
 
 
 def test_two_notebooks_cannot_be_chosen_between(tmp_path):

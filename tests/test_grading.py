@@ -415,3 +415,28 @@ def test_grade_command_and_rubric_check(tmp_path):
     result = subprocess.run([sys.executable, "-m", "grader.cli", "rubric", "check", str(broken)],
                             capture_output=True, text=True, cwd=PROJECT_ROOT)
     assert result.returncode == 1 and "items[0].points" in result.stderr
+
+
+def test_an_mfcc_function_defined_in_a_notebook_cell_earns_the_mfcc_check(setup_factory, tmp_path):
+    """Only the notebook's imports (one that fails is skipped) and the function's cell run, and of that cell
+    only its definitions and constants: the call on the student's own file and the training never run."""
+    import dataclasses
+
+    folder = tmp_path / "nb-mfcc"
+    folder.mkdir()
+    cells = [nbformat.v4.new_markdown_cell("# Part 1: MFCC"),
+             nbformat.v4.new_code_cell("!pip install -q seaborn\nimport librosa\nimport seaborn as sns\n"
+                                       "from google.colab import drive\ndrive.mount('/content/drive')"),
+             nbformat.v4.new_code_cell("SR = 16000\nN_MFCC = 4 * 5\n\ndef extract_mfcc(path):\n"
+                                       "    y, sr = librosa.load(path, sr=SR)\n"
+                                       "    return librosa.feature.mfcc(y=y, sr=sr, n_mfcc=N_MFCC)\n\n"
+                                       "mfccs = extract_mfcc('Data/Piano/Piano29.wav')\nsns.heatmap(mfccs)"),
+             nbformat.v4.new_code_cell("import torch\nwhile True:\n    pass  # training")]
+    nbformat.write(nbformat.v4.new_notebook(cells=cells), folder / "model.ipynb")
+    setup = setup_factory("out-nb-mfcc")
+    item = next(item for item in setup.rubric.items if item.check == "mfcc")
+    setup = dataclasses.replace(setup, rubric=setup.rubric.model_copy(update={"items": [item], "quiz": None}))
+    result = grade_submission(folder, setup)
+    assert result.discovery["findings"]["mfcc"]["value"] == "model.ipynb:extract_mfcc"
+    assert result.items[0].status == "passed", (result.items[0].explanation, result.items[0].evidence)
+    assert "`import seaborn as sns` raised ModuleNotFoundError" in result.runs[0].result.stderr

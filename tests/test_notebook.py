@@ -9,7 +9,8 @@ import pytest
 
 from grader import sandbox
 from grader.limits import RunLimits
-from grader.notebook import INJECTED_TAG, NotebookError, inject_parameters, run_notebook
+from grader.notebook import (GRACE_SECONDS, INJECTED_TAG, TRACEBACK_CHARS, NotebookError, blank_installs,
+                             inject_parameters, install_command, run_notebook, run_notebook_entry)
 from reference import PROJECT_ROOT
 
 LIMITS = RunLimits(wall_seconds=60, cell_seconds=30, memory_bytes=2 * 2**30)
@@ -50,6 +51,7 @@ def test_placeholders_are_injected_after_the_parameters_cell_and_the_kernel_runs
     assert ran.ok, (ran.error, ran.run.stderr)
     assert sandbox.output_file(workdir, "out/clip1.wav").read_text() == "3"
     assert ran.outputs == {3: f"{sandbox.WORKDIR_INSIDE}/nb ['lo']\nFalse\n"}  # numbered as the student sees them
+    assert [(cell.number, cell.status) for cell in ran.cells] == [(2, "ok"), (3, "ok")]
     executed = nbformat.read(workdir / ran.executed, as_version=4)
     assert executed.cells[2].metadata["tags"] == [INJECTED_TAG]
     assert "mel_dir = '/inputs/mels'" in executed.cells[2].source
@@ -57,22 +59,48 @@ def test_placeholders_are_injected_after_the_parameters_cell_and_the_kernel_runs
 
 
 @needs_sandbox
-def test_an_error_names_its_cell(tmp_path):
+def test_an_error_names_its_cell_and_the_report_says_where_the_time_went(tmp_path):
     workdir = tmp_path / "work"
-    save(workdir / "model.ipynb", code("x = 1"), code("print('before')"), code("1 / 0"), code("print('never')"))
+    save(workdir / "model.ipynb", code("x = 1"), code("import time\ntime.sleep(0.5)\nprint('before')"),
+         nbformat.v4.new_markdown_cell("## Evaluation"), code(""),
+         code("def evaluate(n):\n    return 1 / n\n\nevaluate(0)"), code("print('never')"))
     ran = run_notebook("model.ipynb", workdir, {"num": 2}, limits=LIMITS)
-    assert not ran.ok
-    assert ran.error == "cell 3 raised ZeroDivisionError: division by zero"
-    assert ran.outputs[2] == "before\n" and 4 not in ran.outputs
+    assert not ran.ok and ran.stop is None
+    assert ran.error == "cell 5 raised ZeroDivisionError: division by zero"
+    assert ran.outputs[2] == "before\n" and 6 not in ran.outputs
+    assert [(cell.number, cell.status) for cell in ran.cells] == [(1, "ok"), (2, "ok"), (5, "error"), (6, "not run")]
+    assert 0.5 <= ran.cells[1].seconds < 5 and ran.cells[3].seconds is None
+    assert ran.traceback.endswith("ZeroDivisionError: division by zero")  # plain text: colour codes removed
+    assert "\x1b" not in ran.traceback and "----> 4 evaluate(0)" in ran.traceback and "return 1 / n" in ran.traceback
+    assert type(ran).model_validate_json(ran.model_dump_json()) == ran  # the lead keeps it in the run's record
 
 
 @needs_sandbox
 def test_a_cell_past_its_timeout_is_named(tmp_path):
     workdir = tmp_path / "work"
-    save(workdir / "model.ipynb", code("x = 1"), code("import time\nwhile True: time.sleep(0.1)"))
+    save(workdir / "model.ipynb", code("x = 1"), code("import time\nwhile True: time.sleep(0.1)"), code("y = 2"))
     ran = run_notebook("model.ipynb", workdir, {}, limits=LIMITS.with_overrides({"cell_seconds": 2}))
-    assert not ran.ok
+    assert not ran.ok and ran.run.verdict is sandbox.Verdict.TIMEOUT
     assert ran.error == "cell 2 timed out after 2 s (limit cell_seconds = 2)"
+    assert ran.run.message == "stopped: cell 2 ran past 2 s (limit cell_seconds = 2)"
+    assert (ran.stop.by, ran.stop.cell, ran.stop.seconds) == ("cell_seconds", 2, 2)
+    assert [(cell.number, cell.status, cell.seconds) for cell in ran.cells[1:]] == [
+        (2, "timeout", 2), (3, "not run", None)]
+
+
+@needs_sandbox
+def test_the_notebook_budget_bounds_its_cells_together_instead_of_wall_seconds(tmp_path):
+    """Training in the notebook: its cells get notebook_seconds in all (here 4 s; wall_seconds 1 s does not
+    apply), and the cell running when it runs out is named, with the limit to raise or the way round it."""
+    workdir = tmp_path / "work"
+    save(workdir / "model.ipynb", code("import time\ntime.sleep(1)"), code("import time\nwhile True: time.sleep(0.1)"))
+    limits = LIMITS.with_overrides({"wall_seconds": 1, "notebook_seconds": 4})
+    ran = run_notebook("model.ipynb", workdir, {}, limits=limits)
+    assert ran.run.verdict is sandbox.Verdict.TIMEOUT and 4 < ran.run.wall_seconds < 4 + GRACE_SECONDS
+    assert ran.error.startswith("cell 2 was still running when the notebook's 4 s ran out (limit notebook_seconds = 4)")
+    assert "hand in trained weights and load them" in ran.error
+    assert ran.stop.by == "notebook_seconds" and ran.stop.cell == 2 and ran.stop.seconds < 3
+    assert [cell.status for cell in ran.cells] == ["ok", "timeout"] and ran.cells[0].seconds >= 1
 
 
 def test_malformed_notebooks_are_refused_with_what_to_do(tmp_path):
@@ -134,8 +162,9 @@ def test_a_notebook_printing_30_mb_is_stopped_at_output_bytes_and_its_executed_c
     ran = run_notebook("model.ipynb", workdir, {}, limits=LIMITS)
     limit = LIMITS.output_bytes
     assert ran.run.verdict is sandbox.Verdict.OUTPUT_LIMIT, (ran.run.message, ran.run.stderr)
-    assert ran.error == (f"the notebook run stopped: the notebook's cells printed or displayed more than {limit} "
+    assert ran.error == (f"cell 2 was stopped: the notebook's cells printed or displayed more than {limit} "
                          f"bytes (limit output_bytes = {limit})")
+    assert [(cell.number, cell.status) for cell in ran.cells] == [(1, "ok"), (2, "error"), (3, "not run")]
     assert not (workdir / "after.txt").exists()  # the notebook stopped in the cell that printed
     assert (workdir / ran.executed).stat().st_size < limit / 50  # at most 100 kB of a cell's outputs are kept
     executed = nbformat.read(workdir / ran.executed, as_version=4)
@@ -161,20 +190,65 @@ def test_the_executed_notebook_is_read_back_as_untrusted_data(tmp_path):
     (bounded JSON, never nbformat), and what is reported of them is capped."""
     import json
 
-    from grader.notebook import _cell_outputs, _first_failure
+    from grader.notebook import _cell_outputs, _cell_records, _first_failure, _first_traceback, _stop, _student_numbers
     from grader.student_files import read_notebook
 
     forged = {"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": [
-        {"cell_type": "code", "source": "", "metadata": {"execution": "not a dict"}, "outputs": [
+        {"cell_type": "code", "source": "a", "metadata": {"execution": "not a dict"}, "outputs": [
             {"output_type": "stream", "text": ["a"] * 100_000}, 7, {"output_type": "display_data", "data": "no"}]},
         {"cell_type": "code", "source": "x = 1", "metadata": {"tags": [INJECTED_TAG]}, "outputs": []},
-        {"cell_type": "code", "source": "", "metadata": {"execution": {"iopub.execute_input": "now"}}, "outputs": [
-            {"output_type": "error", "ename": "E", "evalue": "v" * 100_000, "traceback": "not a list"}]}]}
+        {"cell_type": "code", "source": "b", "metadata": {"execution": {"iopub.execute_input": "now",
+                                                                        "shell.execute_reply": 3}}, "outputs": [
+            {"output_type": "error", "ename": "E", "evalue": "v" * 100_000, "traceback": "not a list"}]},
+        {"cell_type": "code", "source": "c", "metadata": {"execution": {
+            "iopub.execute_input": "2025-01-01T00:00:02Z", "shell.execute_reply": "2025-01-01T00:00:01Z"}},
+         "outputs": [{"output_type": "error", "traceback": ["\x1b[31m" + "t" * 10_000 + "\x1b[0m", None]}]}]}
     (tmp_path / "run.executed.ipynb").write_text(json.dumps(forged))
-    cells = read_notebook(tmp_path / "run.executed.ipynb", outputs=True)
+    cells = _student_numbers(read_notebook(tmp_path / "run.executed.ipynb", outputs=True), 1)
     failed = sandbox.RunResult(verdict=sandbox.Verdict.EXIT_CODE, message="exited with 1", command=["python"],
-                               stderr="CellTimeoutError")
-    assert _first_failure(cells, 1, failed, LIMITS) == "cell 2 timed out after 30 s (limit cell_seconds = 30)"
-    assert _first_failure(cells, 1, failed.model_copy(update={"stderr": ""}), LIMITS) == (
-        "cell 2 raised E: " + "v" * 1_983)
-    assert _cell_outputs(cells, 1) == {1: "a" * 2_000}
+                               exit_code=3, stderr='grader: the notebook was stopped: {"by": "cell_seconds", '
+                                                   '"cell": 2, "seconds": 30}')
+    stop = _stop(failed, 1)
+    assert (stop.by, stop.cell) == ("cell_seconds", 2)
+    assert _first_failure(cells, stop, failed, LIMITS) == "cell 2 timed out after 30 s (limit cell_seconds = 30)"
+    assert _first_failure(cells, None, failed, LIMITS) == "cell 2 raised E: " + "v" * 1_983
+    assert _first_traceback(cells) is None  # the first error's traceback is not a list
+    assert _first_traceback(cells[2:]) == "..." + "t" * TRACEBACK_CHARS  # its end, without colour codes
+    assert [(c.number, c.status, c.seconds) for c in _cell_records(cells, stop)] == [
+        (1, "not run", None), (2, "timeout", 30), (3, "error", None)]  # forged timestamps give no seconds
+    assert _cell_outputs(cells) == {1: "a" * 2_000, 3: "t" * 2_000}
+    for stderr in ('grader: the notebook was stopped: {"by": "rm -rf", "cell": 2, "seconds": 1}',
+                   "grader: the notebook was stopped: [", "grader: the notebook was stopped: 7"):
+        assert _stop(failed.model_copy(update={"stderr": stderr}), 1) is None
+
+
+def test_package_installs_are_blanked_keeping_the_cell_valid_python():
+    """``!pip``/``%pip``/``!apt-get``/``%conda`` lines become ``pass`` (so an ``if`` or ``try`` around them still
+    parses) or, in a %%bash cell, a comment; each is reported with its packages, numbered as the student sees it."""
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [nbformat.v4.new_markdown_cell("!pip install not-code"),
+                      code("if True:\n    !pip install -q a==1 b \\\n        c\nprint('x')"),
+                      code("%conda install -c conda-forge librosa\n!ls -l\n!!sudo apt-get update\n%pip list"),
+                      code("%%bash\npip install torch>=2\necho hi")]
+    found = blank_installs(notebook)
+    assert [(f.cell, f.tool, f.packages, f.line) for f in found] == [
+        (2, "pip", ["a==1", "b", "c"], "pip install -q a==1 b c"), (3, "conda", ["librosa"], found[1].line),
+        (3, "apt", [], "sudo apt-get update"), (3, "pip", [], "pip list"),
+        (4, "pip", ["torch"], "pip install torch>=2")]
+    assert notebook.cells[1].source == ("if True:\n    pass  # not run by the grader (no network): pip install -q "
+                                        "a==1 b c\n\nprint('x')")
+    ast.parse(notebook.cells[1].source)
+    assert notebook.cells[2].source.splitlines()[1] == "!ls -l"  # not an install: it runs
+    assert notebook.cells[3].source.splitlines()[1].startswith("# not run by the grader")
+    assert notebook.cells[0].source == "!pip install not-code"
+    assert install_command("python3 -m pip install --upgrade -r req.txt 'x>=1' y; ls") == ("pip", ["x>=1", "y"])
+    assert install_command("{sys.executable} -m pip install z 2>&1 > log") == ("pip", ["z"])
+    assert install_command("apt install -y ffmpeg && pip install q") == ("apt", ["ffmpeg"])
+    assert install_command("git clone repo") is None
+
+
+def test_a_notebook_serving_both_modes_gets_one_value_for_each_placeholder(tmp_path):
+    with pytest.raises(ValueError, match="out_dir is 'a' for one mode and 'b' for sample"):
+        run_notebook_entry("model.ipynb", tmp_path, {"reconstruct": {"out_dir": "a"}, "sample": {"out_dir": "b"}})
+    with pytest.raises(ValueError, match="roles must be some of reconstruct, sample"):
+        run_notebook_entry("model.ipynb", tmp_path, {"train": {}})

@@ -1,4 +1,12 @@
-"""The ``mfcc`` entry point runs in the sandbox on unseen clips and is compared with the reference MFCC."""
+"""The ``mfcc`` entry point runs in the sandbox on unseen clips and is compared with the reference MFCC.
+
+The entry is a function of a ``.py`` file (the file is imported), or one defined in a
+notebook's code cell (``model.ipynb:extract_mfcc``): then only the notebook's import
+statements (each on its own: one that fails is noted and skipped) and that function's
+cell run, and of that cell only what defines things: imports, functions, classes and
+constants (``SR = 16000``); the cell's other statements (a call on a file of the
+student's, a plot) and every other cell are left out, so no training runs.
+"""
 from __future__ import annotations
 
 from pathlib import Path
@@ -10,17 +18,78 @@ from grader.context import OUTPUT_FOLDER, CheckContext, Outcome
 from grader.rubric import Item
 from reference.preprocess import N_MFCC
 
-# Runs inside the sandbox: import the student's file, call the function on every probe clip,
-# save each result as .npy (or the error). Only arrays come back; the grader validates them.
+SKIPPED_IMPORT = "; going on without it"
+"""Ends the harness's line on stderr about a notebook import that failed (shown when a clip fails)."""
+
+# Runs inside the sandbox: load the student's function (see the module's notes), call it on every
+# probe clip, save each result as .npy (or the error). Only arrays come back; the grader validates them.
+# A notebook's cells are compiled under the name "model.ipynb, cell 5", with their source in
+# linecache, so that a traceback shows the cell and its lines.
 HARNESS = """
-import importlib.util, pathlib, sys, traceback
+import ast, importlib.util, json, linecache, os, pathlib, sys, traceback
 import numpy as np
-source, function, probes, out = sys.argv[1:5]
-sys.path.insert(0, str(pathlib.Path(source).parent))
-spec = importlib.util.spec_from_file_location("student_mfcc", source)
-module = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(module)
-extract = getattr(module, function)
+source, function, probes, out, SKIPPED = sys.argv[1:6]
+source = pathlib.Path(source)
+sys.path.insert(0, str(source.parent))
+FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef)
+DEFINITIONS = (*FUNCTIONS, ast.ClassDef)
+CONSTANT_PARTS = (ast.Constant, ast.Name, ast.Tuple, ast.List, ast.Set, ast.Dict, ast.BinOp, ast.UnaryOp,
+                  ast.operator, ast.unaryop, ast.expr_context)
+
+
+def constant(node):
+    if isinstance(node, ast.Assign):
+        targets, value = node.targets, node.value
+    elif isinstance(node, ast.AnnAssign) and node.value is not None:
+        targets, value = [node.target], node.value
+    else:
+        return False
+    return (all(isinstance(target, ast.Name) for target in targets)
+            and all(isinstance(part, CONSTANT_PARTS) for part in ast.walk(value)))
+
+
+def notebook_function(path, name):
+    os.chdir(path.parent)
+    cells = []
+    for number, cell in enumerate(json.loads(path.read_text(encoding="utf-8-sig"))["cells"], 1):
+        if cell.get("cell_type") != "code":
+            continue
+        text = cell.get("source", "")
+        text = "".join(text) if isinstance(text, list) else text
+        python = "\\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in text.splitlines())
+        label = f"{path.name}, cell {number}"
+        try:
+            tree = ast.parse(python, label)
+        except SyntaxError:
+            continue
+        linecache.cache[label] = (len(python), None, python.splitlines(True), label)
+        cells.append((label, tree))
+    defining = [(label, tree) for label, tree in cells if any(
+        isinstance(node, FUNCTIONS) and node.name == name for node in tree.body)]
+    if not defining:
+        sys.exit(f"{path.name}: no code cell defines {name}() at its top level")
+    namespace = {"__name__": "student_mfcc"}
+    for label, tree in cells:
+        for node in tree.body:
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                try:
+                    exec(compile(ast.Module([node], []), label, "exec"), namespace)
+                except Exception as error:
+                    print(f"{label}: `{ast.unparse(node)}` raised {type(error).__name__}: {error}"
+                          + SKIPPED, file=sys.stderr)
+    label, tree = defining[-1]
+    kept = [node for node in tree.body if isinstance(node, DEFINITIONS) or constant(node)]
+    exec(compile(ast.Module(kept, []), label, "exec"), namespace)
+    return namespace[name]
+
+
+if source.suffix == ".ipynb":
+    extract = notebook_function(source, function)
+else:
+    spec = importlib.util.spec_from_file_location("student_mfcc", source)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    extract = getattr(module, function)
 for clip in sorted(pathlib.Path(probes).glob("*.wav")):
     try:
         np.save(pathlib.Path(out) / (clip.stem + ".npy"), np.asarray(extract(str(clip)), dtype=np.float32))
@@ -82,14 +151,15 @@ def check(ctx: CheckContext, item: Item) -> Outcome:
     """params: ``tolerance_db`` (mean absolute difference accepted). Share = mean credit over the probe clips."""
     finding = ctx.discovery.findings["mfcc"]
     if finding.status == "missing" or not finding.value:
-        return Outcome(0.0, f"No MFCC function found ({finding.how}). Define extract_mfcc(path) in a .py file, "
-                            f"or name it in submission.toml: [entry] mfcc = \"file.py:function\".")
+        return Outcome(0.0, f"No MFCC function found ({finding.how}). Define extract_mfcc(path) in a .py file or "
+                            f"a notebook cell, or name it in submission.toml: [entry] mfcc = \"file.py:function\".")
     source, function = finding.value.rsplit(":", 1)
     tolerance = float(item.params.get("tolerance_db", 1.0))
     workdir = ctx.fresh_workdir("mfcc", item)
     result = ctx.run_command(item, f"mfcc ({finding.value})",
                              ["python", "-c", HARNESS, f"{{workdir}}/{source}", function, "{probes}",
-                              f"{{workdir}}/{OUTPUT_FOLDER}"], workdir, {"probes": ctx.heldout.probe_dir})
+                              f"{{workdir}}/{OUTPUT_FOLDER}", SKIPPED_IMPORT], workdir,
+                             {"probes": ctx.heldout.probe_dir})
     if not result.ok:
         return Outcome(0.0, f"Running {finding.value} failed: {result.message}", [result.stderr[-1500:]])
     credits, evidence = [], []
@@ -108,6 +178,8 @@ def check(ctx: CheckContext, item: Item) -> Outcome:
             credit, seen = 0.0, f"did not return an array ({error})"
         credits.append(credit)
         evidence.append(f"{clip.path.name}: {seen}")
+    if any(credit < 1 for credit in credits):  # a notebook import that failed may be why
+        evidence += [line for line in result.stderr.splitlines() if line.endswith(SKIPPED_IMPORT)][:3]
     share = float(np.mean(credits))
     return Outcome(share, f"{finding.value} gave the reference MFCC on {sum(c == 1 for c in credits)} of "
                           f"{len(credits)} unseen clips.", evidence, {"clips": len(credits)})
