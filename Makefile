@@ -14,12 +14,13 @@ DEBIAN_PACKAGES := bubblewrap espeak-ng fluidsynth fluid-soundfont-gm sox libsnd
 SYSTEM_STAMP := .cache/system.stamp
 VENV_STAMP := $(VENV)/.installed
 NUMBA_STAMP := .cache/numba/.warmed
+STUDENT_ENV_STAMP := .cache/environments/course.built
 
 .PHONY: help setup demo test data examples bench reference clean
 help:  ## this list
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/' | expand -t 14
 
-setup: $(SYSTEM_STAMP) $(VENV_STAMP) $(NUMBA_STAMP)  ## Debian packages, .venv, numba's cache (a no-op when done)
+setup: $(SYSTEM_STAMP) $(VENV_STAMP) $(NUMBA_STAMP) $(STUDENT_ENV_STAMP)  ## Debian packages, .venv, numba's cache, the student environment (a no-op when done)
 
 $(SYSTEM_STAMP): Makefile
 	@missing=$$(for p in $(DEBIAN_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
@@ -38,6 +39,11 @@ $(VENV_STAMP): requirements.lock pyproject.toml
 
 $(NUMBA_STAMP): $(VENV_STAMP)
 	$(PY) -m reference warm
+	@touch $@
+
+# The environment student code runs with (environments/course.txt; grader/environment.py), ~3 GB.
+$(STUDENT_ENV_STAMP): environments/course.txt $(VENV_STAMP)
+	$(VENV)/bin/grade env build
 	@touch $@
 
 data: $(DATA)/manifest.csv  ## build the embedded data set (espeak-ng speech, FluidSynth piano)

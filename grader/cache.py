@@ -6,6 +6,8 @@ would give the submission now. The key is a sha256 over:
   not its name or modification time;
 - the rubric (its validated content, not its file's formatting);
 - the held-out set (:attr:`grader.heldout.HeldoutSet.digest`);
+- the student environment student code ran with (:attr:`grader.environment.StudentEnvironment.digest`:
+  its requirements file and Python version);
 - the grader's build (:func:`code_digest`: its version, the code of ``grader`` and
   ``reference`` and the reference checkpoints the baseline comes from);
 - how it is graded (a student's self-check or not; sandboxed or not).
@@ -73,11 +75,11 @@ def code_digest() -> str:
     return f"{__version__}+{digest.hexdigest()[:12]}"
 
 
-def cache_key(content: str, rubric_json: str, heldout_digest: str, *, student_mode: bool,
+def cache_key(content: str, rubric_json: str, heldout_digest: str, *, environment_digest: str, student_mode: bool,
               allow_unsandboxed: bool) -> str:
     """The key a result of a submission with digest ``content`` carries (see the module's notes)."""
-    parts = [content, hashlib.sha256(rubric_json.encode()).hexdigest(), heldout_digest, code_digest(),
-             f"student_mode={student_mode}", f"unsandboxed={allow_unsandboxed}"]
+    parts = [content, hashlib.sha256(rubric_json.encode()).hexdigest(), heldout_digest, environment_digest,
+             code_digest(), f"student_mode={student_mode}", f"unsandboxed={allow_unsandboxed}"]
     return hashlib.sha256("|".join(parts).encode()).hexdigest()
 
 

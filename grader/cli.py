@@ -9,6 +9,7 @@
     grade report OUT            re-render every page and export of OUT from its results
     grade gradescope            grade inside Gradescope's autograder
     grade export gradescope --out FILE.zip   the autograder zip to upload to Gradescope
+    grade env build [--rubric FILE]          build the environment student code runs with
 """
 from __future__ import annotations
 
@@ -19,14 +20,15 @@ from pathlib import Path
 
 from grader import __version__
 
-COMMANDS = ("check", "kit", "baseline", "rubric", "report", "gradescope", "export")
+COMMANDS = ("check", "kit", "baseline", "rubric", "report", "gradescope", "export", "env")
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] in COMMANDS:
         return {"check": check_main, "kit": kit_main, "baseline": baseline_main, "rubric": rubric_main,
-                "report": report_main, "gradescope": gradescope_main, "export": export_main}[argv[0]](argv[1:])
+                "report": report_main, "gradescope": gradescope_main, "export": export_main,
+                "env": env_main}[argv[0]](argv[1:])
     return grade_main(argv)
 
 
@@ -208,6 +210,32 @@ def export_main(argv: list[str]) -> int:
     from grader.report.gradescope import write_autograder_zip
 
     print(write_autograder_zip(args.out, with_data=not args.without_data))
+    return 0
+
+
+def env_main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="grade env", description="The environment student code runs with: the "
+                                     "packages of the rubric's [environment] requirements file, built once.")
+    parser.add_argument("action", choices=["build"], help="build: build it (a no-op when it is built)")
+    parser.add_argument("--rubric", type=Path, default=None, help="rubric TOML (default: the bundled one)")
+    parser.add_argument("--force", action="store_true", help="build it again even if it is built")
+    args = parser.parse_args(argv)
+    from grader.environment import StudentEnvironmentError, for_rubric
+    from grader.rubric import DEFAULT_RUBRIC, RubricError, load_rubric
+
+    try:
+        environment = for_rubric(load_rubric(args.rubric or DEFAULT_RUBRIC))
+        if not environment.ready or args.force:
+            print(f"building the student environment {environment.name} from {environment.requirements} "
+                  f"(minutes the first time)...", flush=True)
+        report = environment.build(force=args.force)
+    except (RubricError, StudentEnvironmentError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    state = f"built in {report.seconds:.0f} s" if report.built else f"already built (it took {report.seconds:.0f} s)"
+    print(f"{environment.describe()}\n{environment.prefix}: {state}, {report.size_bytes / 1e9:.2f} GB on disk")
+    for package, reason in environment.unavailable.items():
+        print(f"unavailable: {package}: {reason}")
     return 0
 
 

@@ -7,11 +7,13 @@ result, atomically), so resume and the cache (:mod:`grader.batch`) work as with 
 jobs, and no worker ever writes to the instructor's disk.
 
 What each worker machine needs: the project installed at the same path as here
-(``make setup``: bubblewrap, the virtual environment, numba's cache), and the data set
-folder graded on at the same path (a shared or copied folder). Before grading, a worker
-checks that it runs the same grader build and sees the same held-out set (by content
-hash); where not, each submission sent to it gets a ``grader_error`` result saying what
-is missing, and a later run retries them.
+(``make setup``: bubblewrap, the virtual environment, numba's cache, the student
+environment; ``grade env build --rubric FILE`` for a rubric naming another), and the data
+set folder graded on at the same path (a shared or copied folder). Before grading, a worker
+checks that it runs the same grader build, sees the same held-out set (by content hash) and
+has the rubric's student environment built from the same requirements (by digest); where
+not, each submission sent to it gets a ``grader_error`` result saying what is missing, and
+a later run retries them.
 
 Each task grades one submission on one core (a worker runs as many at once as it has
 threads). At most twice the cluster's threads are in flight, so the submissions'
@@ -28,6 +30,7 @@ from typing import Callable
 
 from grader.batch import BatchEntry, Pending, record_failure
 from grader.cache import code_digest
+from grader.environment import for_rubric
 from grader.folders import walk_files
 from grader.pipeline import MEDIA_FOLDER, RESULTS_FOLDER, GradingSetup, grade_submission
 from grader.results import SubmissionResult
@@ -36,7 +39,7 @@ CONNECT_TIMEOUT_SECONDS = 30
 
 
 class WorkerUnfit(RuntimeError):
-    """A worker cannot grade as this client would: another grader build or held-out set."""
+    """A worker cannot grade as this client would: another grader build, held-out set or student environment."""
 
 
 def grade_on_cluster(pending: list[Pending], setup: GradingSetup, address: str,
@@ -46,7 +49,7 @@ def grade_on_cluster(pending: list[Pending], setup: GradingSetup, address: str,
 
     setup = dataclasses.replace(setup, cores=1)
     setup.load_baseline()  # on a worker sharing this machine's cache, read from it
-    build = code_digest()
+    build = code_digest(), for_rubric(setup.rubric).digest
     with Client(address, timeout=CONNECT_TIMEOUT_SECONDS) as client:
         window = max(2, 2 * sum(client.nthreads().values()))
         queue = iter(pending)
@@ -96,8 +99,10 @@ def _unpack(target: Path, packed: bytes | dict[str, bytes]) -> None:
 
 
 def grade_on_worker(name: str, packed: bytes | dict[str, bytes], key: str, sid: str, setup: GradingSetup,
-                    build: str) -> tuple[str, dict[str, bytes]]:
+                    build: tuple[str, str]) -> tuple[str, dict[str, bytes]]:
     """On a worker: grade the submission ``name`` from its bytes; return the result's JSON and its media files.
+
+    ``build``: the client's grader build (:func:`code_digest`) and student environment digest.
 
     Media files are keyed by their path relative to the output folder (``media/<id>/...``).
     """
@@ -113,11 +118,19 @@ def grade_on_worker(name: str, packed: bytes | dict[str, bytes], key: str, sid: 
         return result.model_dump_json(), media
 
 
-def _check_fit(setup: GradingSetup, build: str) -> None:
+def _check_fit(setup: GradingSetup, build: tuple[str, str]) -> None:
     here = socket.gethostname()
-    if code_digest() != build:
-        raise WorkerUnfit(f"worker {here} runs grader {code_digest()}, the client {build}: install the same "
+    code, environment_digest = build
+    if code_digest() != code:
+        raise WorkerUnfit(f"worker {here} runs grader {code_digest()}, the client {code}: install the same "
                           "version of the project on every worker")
+    environment = for_rubric(setup.rubric)
+    if environment.digest != environment_digest:
+        raise WorkerUnfit(f"worker {here} has another {environment.requirements} (environment "
+                          f"{environment.digest[:12]}, the client's {environment_digest[:12]}): install the same "
+                          "version of the project on every worker")
+    if not environment.ready:
+        raise WorkerUnfit(f"worker {here}: {environment.missing_message()}")
     heldout = setup.heldout
     missing = [clip.path for clip in heldout.clips + heldout.training if not clip.path.is_file()]
     if not (heldout.folder / "ready").is_file() or missing:

@@ -12,9 +12,10 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from grader.limits import IntakeLimits, RunLimits
+from grader.sandbox import mount_point_problem
 from reference import PROJECT_ROOT
 
 DEFAULT_RUBRIC = PROJECT_ROOT / "rubrics" / "audio-generative-models.toml"
@@ -46,6 +47,35 @@ class RubricInfo(_Strict):
 class Limits(_Strict):
     intake: IntakeLimits = IntakeLimits()
     run: RunLimits = RunLimits()
+
+
+class Environment(_Strict):
+    """The packages student code runs with (:mod:`grader.environment`)."""
+
+    requirements: str = Field(
+        "environments/course.txt",
+        description="The requirements file, every package pinned exactly (installed with pip --no-deps): absolute, "
+        "or relative to the rubric's folder, else to the project's root. `grade env build --rubric FILE` builds it.")
+    legacy_keras: bool = Field(
+        False, description="Run with TF_USE_LEGACY_KERAS=1, so that tensorflow.keras is Keras 2 (tf-keras): "
+        "the API of students' notebooks (K.random_normal, add_loss on symbolic tensors, Lambda losses).")
+
+
+class Mount(_Strict):
+    """An instructor's folder that student code sees read-only (a data set its notebook reads, say)."""
+
+    host: str = Field(description="The folder (or file) on the grading machine: absolute, or relative to the "
+                      "rubric's folder, else to the project's root. It must exist when grading.")
+    inside: str = Field(description="Where student code sees it: relative to the submission (\"Data/fsdd\"), or "
+                        "absolute (\"/content/drive/MyDrive/hw3/data\"; /content is the submission, as in Colab).")
+
+    @field_validator("inside")
+    @classmethod
+    def _usable_mount_point(cls, value: str) -> str:
+        problem = mount_point_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
 
 
 class Item(_Strict):
@@ -99,11 +129,18 @@ class Quiz(_Strict):
 class Rubric(_Strict):
     rubric: RubricInfo
     limits: Limits = Limits()
+    environment: Environment = Environment()
+    mounts: list[Mount] = Field(default_factory=list)
     items: list[Item] = Field(min_length=1)
     quiz: Quiz | None = None
+    _folder: Path = PrivateAttr(default=PROJECT_ROOT / "rubrics")
+    """The rubric file's folder: relative paths in it are tried there first (set by :func:`load_rubric`)."""
 
     @model_validator(mode="after")
     def _consistent(self) -> "Rubric":
+        insides = [mount.inside.strip("/") for mount in self.mounts]
+        if len(set(insides)) != len(insides):
+            raise ValueError(f"two mounts share a place inside: {sorted(insides)}")
         ids = [item.id for item in self.items]
         duplicates = sorted({i for i in ids if ids.count(i) > 1})
         if duplicates:
@@ -126,6 +163,22 @@ class Rubric(_Strict):
     def run_limits(self, item: Item) -> RunLimits:
         """The run limits of ``item``: the rubric's [limits.run] with the item's overrides."""
         return self.limits.run.with_overrides(item.limits)
+
+    def requirements_path(self) -> Path:
+        """The environment's requirements file (``[environment] requirements``), resolved."""
+        return self._resolve(self.environment.requirements)
+
+    def mount_paths(self) -> dict[str, Path]:
+        """``{inside: host folder}`` of the ``[[mounts]]``, host paths resolved (whether they exist is the caller's
+        to check, when grading)."""
+        return {mount.inside: self._resolve(mount.host) for mount in self.mounts}
+
+    def _resolve(self, written: str) -> Path:
+        path = Path(written).expanduser()
+        if path.is_absolute():
+            return path
+        beside = self._folder / path
+        return beside if beside.exists() else PROJECT_ROOT / path
 
 
 class RubricError(ValueError):
@@ -162,6 +215,10 @@ def load_rubric(path: str | Path = DEFAULT_RUBRIC, known_checks: set[str] | None
         problems = [f"{path}:{_line_of(text, error['loc'])}: {_key(error['loc'])}: {error['msg']}"
                     for error in exc.errors()]
         raise RubricError(path, problems) from None
+    rubric._folder = path.resolve().parent
+    if not rubric.requirements_path().is_file():
+        raise RubricError(path, [f"{path}:{_line_of(text, ('environment', 'requirements'))}: environment.requirements: "
+                                 f"no such file {rubric.requirements_path()}"])
     known = available_checks() if known_checks is None else known_checks
     unknown = [(index, item) for index, item in enumerate(rubric.items) if item.check not in known]
     if unknown:

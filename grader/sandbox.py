@@ -5,17 +5,25 @@ What a run sees (bubblewrap, with new pid, network, ipc, uts and cgroup namespac
 - no network: a network namespace of its own with only a loopback interface;
 - a new root, read-only: ``/usr`` (and the ``/bin``, ``/lib``... links), an ``/etc`` of
   its own (``passwd``, ``group``, ``hosts``, ``nsswitch.conf``, a copy of the loader
-  cache), the project's virtual environment at its host path (its interpreter too, where
-  that lives outside ``/usr``), ``/proc`` of its own PID namespace, a minimal ``/dev``;
-- numba's warmed cache, read-only, behind a private writable layer of links (numba
-  skips a cache directory it cannot write to, and would then recompile for ~16 s);
-- writable: the work folder at :data:`WORKDIR_INSIDE` (also the working directory), a
-  private ``/tmp`` and ``/dev/shm`` (``disk_bytes`` each, gone after the run);
-- inputs, read-only, at ``/inputs/<name>``.
+  cache), ``/proc`` of its own PID namespace, a minimal ``/dev``;
+- the student environment (:mod:`grader.environment`: the course's packages, built from
+  the rubric's requirements file), read-only at its host path, its ``bin`` first in
+  ``PATH`` (its interpreter's home too, where that lives outside ``/usr``), and never the
+  grader's own virtual environment;
+- the environment's warmed numba cache, read-only, behind a private writable layer of
+  links (numba skips a cache directory it cannot write to, and would then recompile for
+  ~16 s);
+- :data:`SITE_FOLDER` (the grader's stand-ins, such as ``google.colab``) read-only at
+  :data:`_SITE_INSIDE`, on ``PYTHONPATH``;
+- writable: the work folder at :data:`WORKDIR_INSIDE` (also the working directory, and
+  :data:`CONTENT_INSIDE` is a link to it, as Colab's working folder), a private ``/tmp``
+  and ``/dev/shm`` (``disk_bytes`` each, gone after the run);
+- inputs, read-only, at ``/inputs/<name>``; the rubric's mounts (an instructor's data
+  folder, say) read-only where it puts them (:func:`mount_point_problem`).
 Nothing else of the host: not the project's ``data/`` (held-out clips), ``rubrics/``
 (answer keys), the ``reference`` solution (its code and trained checkpoints: a
 submission must not be able to call the model solution), results, other submissions,
-nor any home directory. No file descriptor of the grader is inherited.
+the grader's ``.venv``, nor any home directory. No file descriptor of the grader is inherited.
 
 Who it runs as, and how it is limited (:class:`grader.limits.RunLimits`):
 - the grader is root (this project's CI): bubblewrap sets the sandbox up as root, and
@@ -102,6 +110,7 @@ from pydantic import BaseModel
 
 import reference
 from grader import seccomp
+from grader.environment import StudentEnvironment, bundled, without_chatter
 from grader.limits import RunLimits
 
 BWRAP: str | None = shutil.which("bwrap")
@@ -111,6 +120,10 @@ WORKDIR_INSIDE = PurePosixPath("/submission")
 """Where the work folder appears inside the sandbox; the command's working directory."""
 INPUTS_INSIDE = PurePosixPath("/inputs")
 """Inputs appear read-only at ``/inputs/<name>``."""
+CONTENT_INSIDE = PurePosixPath("/content")
+"""A link to :data:`WORKDIR_INSIDE`: Colab's working folder, so that notebooks' ``/content/...`` paths work."""
+SITE_FOLDER = Path(__file__).with_name("sandbox_site")
+"""Modules the grader puts on student code's ``PYTHONPATH`` (the ``google.colab`` stand-in)."""
 SANDBOX_UID = SANDBOX_GID = 65534
 """The uid/gid student code runs as when the grader is root ("nobody": owns nothing), inside and out."""
 INSIDE_UID = INSIDE_GID = 1000
@@ -120,6 +133,11 @@ UNSAFE_FLAG = "--unsafe-no-sandbox"
 
 _NUMBA_CACHE_INSIDE = "/tmp/numba-cache"
 _NUMBA_WARM_INSIDE = "/var/cache/numba-warm"
+_SITE_INSIDE = "/opt/grader-site"
+_RESERVED_TOPS = frozenset({"usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32", "etc", "proc", "dev", "sys",
+                            "tmp", "run", "var", "opt", INPUTS_INSIDE.name, reference.PROJECT_ROOT.parts[1],
+                            Path(sys.base_prefix).resolve().parts[1]})
+"""Top-level folders a mount may not go into: the sandbox's own, and those holding the environment."""
 _PRIVILEGED_NAMESPACES = ("--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try")
 _USER_NAMESPACES = ("--unshare-all", "--unshare-user", "--disable-userns",
                     "--uid", str(INSIDE_UID), "--gid", str(INSIDE_GID))
@@ -127,6 +145,8 @@ _ETC_COPIED = ("ld.so.cache",)
 """Host files copied into the sandbox's /etc (the loader cache makes every start faster)."""
 _THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS",
                      "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
+_SYSTEM_PATH = "/usr/local/bin:/usr/bin:/bin"
+"""``PATH`` after the student environment's ``bin``."""
 _DISK_POLL_SECONDS = 0.1
 """How often the grader measures a run's work folder (see the module's notes for what that costs and allows)."""
 _DRAIN_GRACE_SECONDS = 0.5
@@ -171,6 +191,9 @@ class RunResult(BaseModel):
     sandboxed: bool = True
     isolation: str = ""
     """How this run was isolated and limited, in words (bubblewrap and cgroups, a user namespace, or none)."""
+    environment: str = ""
+    """The student environment it ran with: name, digest and the versions of torch, tensorflow and librosa
+    (:meth:`grader.environment.StudentEnvironment.describe`)."""
 
     @property
     def ok(self) -> bool:
@@ -185,12 +208,14 @@ def run(
     *,
     env: Mapping[str, str] | None = None,
     allow_unsandboxed: bool = False,
+    environment: StudentEnvironment | None = None,
+    mounts: Mapping[str, str | os.PathLike] | None = None,
 ) -> RunResult:
     """Run ``command`` on the submission in ``workdir``, isolated and limited.
 
     Args:
         command: an argument list, or one string split as a POSIX shell would (no shell
-            runs it). ``python`` is the project's virtual environment's. In any argument,
+            runs it). ``python`` is the student environment's. In any argument,
             ``{workdir}`` and ``{name}`` of an input become where the command sees them
             (:func:`locations`); other braces are left alone.
         workdir: the submission's work folder (from :func:`grader.intake.unpack`); the
@@ -203,10 +228,17 @@ def run(
         env: extra environment variables (the host's environment is never passed on).
         allow_unsandboxed: where bubblewrap is missing, run with resource limits only
             (``grade check`` on a student's own code) instead of refusing.
+        environment: the packages the command runs with (the rubric's,
+            :func:`grader.environment.for_rubric`); None: the bundled course environment.
+            One that is not built gives the verdict ``sandbox_unavailable``, saying what to run.
+        mounts: ``{inside: host folder or file}`` shown read-only: ``inside`` relative to the
+            work folder (``Data/fsdd``) or absolute (``/content/...`` lands in the work folder,
+            as in Colab); see :func:`mount_point_problem`. Missing folders on the way are made.
 
     Returns:
         The verdict with exit code or signal, wall and CPU seconds, peak memory, and
-        stdout/stderr capped at ``limits.captured_bytes`` each.
+        stdout/stderr capped at ``limits.captured_bytes`` each (TensorFlow's start-up
+        notices left out of stderr: :func:`grader.environment.without_chatter`).
     """
     limits = limits or RunLimits()
     workdir = Path(workdir).resolve()
@@ -218,10 +250,21 @@ def run(
     inputs = {name: Path(path).resolve() for name, path in (inputs or {}).items()}
     for name, path in inputs.items():
         _check_input(name, path)
-    disk_base = _disk_use(workdir)
-
+    mounts = {inside: Path(host).resolve() for inside, host in (mounts or {}).items()}
+    for inside, host in mounts.items():
+        _check_mount(inside, host)
     where = locations(workdir, inputs)
     argv = [fill_placeholders(part, where) for part in argv]
+    environment = environment if environment is not None else bundled()
+    if not environment.ready:
+        return RunResult(verdict=Verdict.SANDBOX_UNAVAILABLE, command=argv, sandboxed=BWRAP is not None,
+                         message=environment.missing_message(), environment=environment.describe())
+    try:
+        _make_mount_points(workdir, mounts)
+    except SandboxSetupError as error:
+        return RunResult(verdict=Verdict.SANDBOX_UNAVAILABLE, command=argv, message=str(error),
+                         sandboxed=BWRAP is not None, environment=environment.describe())
+    disk_base = _disk_use(workdir)
     if BWRAP is None:
         if not allow_unsandboxed:
             return RunResult(
@@ -232,12 +275,12 @@ def run(
             )
     try:
         if BWRAP is None:
-            launch = _Launch.unsandboxed(argv, workdir, limits, env)
+            launch = _Launch.unsandboxed(argv, workdir, limits, env, environment)
         else:
-            launch = _Launch.bubblewrap(argv, workdir, inputs, limits, env)
+            launch = _Launch.bubblewrap(argv, workdir, inputs, limits, env, environment, mounts)
     except SandboxSetupError as error:
         return RunResult(verdict=Verdict.SANDBOX_UNAVAILABLE, command=argv, message=str(error),
-                         sandboxed=BWRAP is not None)
+                         sandboxed=BWRAP is not None, environment=environment.describe())
     return _supervise(launch, limits, disk_base)
 
 
@@ -304,16 +347,97 @@ def _check_input(name: str, path: Path) -> None:
                               f"uid {SANDBOX_UID}; make it readable (chmod o+rX) before the run")
 
 
-def _child_env(limits: RunLimits, home: str, numba_cache: str | None, path: str,
-               extra: Mapping[str, str] | None) -> dict[str, str]:
+def mount_target(inside: str) -> PurePosixPath:
+    """Where a mount's ``inside`` lands in the sandbox: relative ones, and those under :data:`CONTENT_INSIDE`
+    (Colab's working folder, a link to the work folder), in :data:`WORKDIR_INSIDE`; other absolute ones as written."""
+    path = PurePosixPath(inside)
+    for base in (CONTENT_INSIDE, WORKDIR_INSIDE):
+        if path.is_relative_to(base):
+            return WORKDIR_INSIDE / path.relative_to(base)
+    return path if path.is_absolute() else WORKDIR_INSIDE / path
+
+
+def mount_point_problem(inside: str) -> str | None:
+    """Why ``inside`` cannot be a mount point (in words), or None: it must name a place below the work folder, or an
+    absolute one outside the sandbox's own folders (:data:`_RESERVED_TOPS`), without ``..``."""
+    path = PurePosixPath(inside)
+    if not inside.strip() or ".." in path.parts:
+        return f"{inside!r}: a mount point is a path without '..' (relative to the submission, or absolute)"
+    target = mount_target(inside)
+    if target == WORKDIR_INSIDE:
+        return f"{inside!r}: a mount point must be a folder inside the submission, not the submission itself"
+    if not target.is_relative_to(WORKDIR_INSIDE) and (len(target.parts) < 2 or target.parts[1] in _RESERVED_TOPS):
+        return (f"{inside!r}: the sandbox's own folders ({', '.join('/' + top for top in sorted(_RESERVED_TOPS))}) "
+                "cannot hold a mount; use a path in the submission or under /content")
+    return None
+
+
+def _check_mount(inside: str, host: Path) -> None:
+    problem = mount_point_problem(inside)
+    if problem:
+        raise ValueError(problem)
+    if not host.exists():
+        raise FileNotFoundError(f"mount {inside!r}: {host} does not exist")
+    if os.geteuid() == 0 and host.stat().st_mode & 0o004 == 0:
+        raise PermissionError(f"mount {inside!r}: {host} is not readable by other users, and student code runs as "
+                              f"uid {SANDBOX_UID}; make it readable (chmod -R o+rX) before the run")
+
+
+def _make_mount_points(workdir: Path, mounts: Mapping[str, Path]) -> None:
+    """Make the places of ``mounts`` that lie in the work folder: under bubblewrap a folder (or an empty file) to
+    mount on, unsandboxed a link to the host folder. Folders on the way are made as needed; nothing is followed.
+
+    Raises:
+        SandboxSetupError: the submission has a file or link where a folder must be, or (unsandboxed) the mount
+            point is outside the work folder, where only bubblewrap can put it.
+    """
+    for inside, host in mounts.items():
+        target = mount_target(inside)
+        if not target.is_relative_to(WORKDIR_INSIDE):
+            if BWRAP is None:
+                raise SandboxSetupError(f"mount {inside!r}: without bubblewrap, folders can be shown only inside the "
+                                        "submission; install bubblewrap to run this")
+            continue
+        *parents, last = target.relative_to(WORKDIR_INSIDE).parts
+        fd = os.open(workdir, _FOLDER_FLAGS)
+        try:
+            for part in parents:
+                with contextlib.suppress(FileExistsError):
+                    os.mkdir(part, 0o755, dir_fd=fd)
+                try:
+                    child = os.open(part, _FOLDER_FLAGS, dir_fd=fd)
+                except OSError:
+                    raise SandboxSetupError(f"mount {inside!r}: the submission has a file or link at {part!r} where "
+                                            "the mount needs a folder; rename it") from None
+                os.close(fd)
+                fd = child
+            with contextlib.suppress(FileExistsError):
+                if BWRAP is None:
+                    os.symlink(host, last, dir_fd=fd)
+                elif host.is_dir():
+                    os.mkdir(last, 0o755, dir_fd=fd)
+                else:
+                    os.close(os.open(last, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644, dir_fd=fd))
+            found = stat.S_IFMT(os.stat(last, dir_fd=fd, follow_symlinks=False).st_mode)
+            if BWRAP is not None and found != stat.S_IFMT(os.stat(host).st_mode):
+                raise SandboxSetupError(f"mount {inside!r}: the submission has a file, folder or link of its own "
+                                        f"there; rename it")
+        finally:
+            os.close(fd)
+
+
+def _child_env(limits: RunLimits, home: str, environment: StudentEnvironment, numba_cache: str | None,
+               site: str, path: str, extra: Mapping[str, str] | None) -> dict[str, str]:
+    """A run's environment variables: the sandbox's, then ``environment``'s, then the caller's ``extra``."""
     env = {
         "PATH": path, "HOME": home, "TMPDIR": "/tmp", "USER": "student", "LOGNAME": "student",
         "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1",
-        "MPLBACKEND": "Agg", "MPLCONFIGDIR": f"{home}/.config/matplotlib",
+        "MPLBACKEND": "Agg", "MPLCONFIGDIR": f"{home}/.config/matplotlib", "PYTHONPATH": site,
     }
     env.update({variable: str(limits.cpu_threads) for variable in _THREAD_VARIABLES})
     if numba_cache:
         env["NUMBA_CACHE_DIR"] = numba_cache
+    env.update(environment.variables(limits.cpu_threads))
     env.update(extra or {})
     return env
 
@@ -328,6 +452,8 @@ class _Launch:
     isolation: str
     sandboxed: bool
     started: float
+    environment: str
+    """:meth:`StudentEnvironment.describe` of the environment it runs with."""
     cgroups: _Cgroups | None = None
     status_fd: int | None = None
     """Read end of bubblewrap's ``--json-status-fd``: names its init once the command is starting."""
@@ -336,7 +462,8 @@ class _Launch:
 
     @classmethod
     def bubblewrap(cls, argv: list[str], workdir: Path, inputs: Mapping[str, Path], limits: RunLimits,
-                   env: Mapping[str, str] | None) -> _Launch:
+                   env: Mapping[str, str] | None, environment: StudentEnvironment,
+                   mounts: Mapping[str, Path]) -> _Launch:
         """Start ``argv`` under bubblewrap, with cgroups where possible (see the module's notes)."""
         host = _host()
         as_root = os.geteuid() == 0
@@ -346,7 +473,7 @@ class _Launch:
         status_read, status_write = os.pipe()
         arguments = _Arguments([status_write])
         try:
-            _sandbox_arguments(arguments, host, argv, workdir, inputs, limits, env, status_write,
+            _sandbox_arguments(arguments, host, argv, workdir, inputs, limits, env, environment, mounts, status_write,
                                privileged=as_root, cgroups=cgroups is not None)
             if cgroups is not None:
                 isolation = (f"bubblewrap (no network, read-only system, private /tmp, system-call filter) as uid "
@@ -367,14 +494,18 @@ class _Launch:
             raise
         finally:
             arguments.close()  # bubblewrap has its own copies now
-        return cls(process, argv, workdir, isolation, True, started, cgroups, status_read)
+        return cls(process, argv, workdir, isolation, True, started, environment.describe(), cgroups, status_read)
 
     @classmethod
-    def unsandboxed(cls, argv: list[str], workdir: Path, limits: RunLimits,
-                    env: Mapping[str, str] | None) -> _Launch:
+    def unsandboxed(cls, argv: list[str], workdir: Path, limits: RunLimits, env: Mapping[str, str] | None,
+                    environment: StudentEnvironment) -> _Launch:
+        """Start ``argv`` with resource limits and the filter only (mounts are links in the work folder:
+        :func:`_make_mount_points`)."""
         host = _host(require_sandbox_tools=False)
         home = Path(tempfile.mkdtemp(prefix="grader-unsandboxed-home-"))
-        child_env = _child_env(limits, str(home), os.environ.get("NUMBA_CACHE_DIR"), host.path, env)
+        numba_cache = str(environment.numba_cache) if environment.numba_cache.is_dir() else None
+        child_env = _child_env(limits, str(home), environment, numba_cache, str(SITE_FOLDER),
+                               f"{environment.prefix}/bin:{_SYSTEM_PATH}", env)
         install_filter = seccomp.installer(host.seccomp)
 
         def limit() -> None:  # runs in the child between fork and exec
@@ -389,7 +520,7 @@ class _Launch:
             raise
         isolation = ("none: resource limits and the system-call filter only (bubblewrap not found); the command "
                      "could read and write anything your user can")
-        return cls(process, argv, workdir, isolation, False, started, home=home)
+        return cls(process, argv, workdir, isolation, False, started, environment.describe(), home=home)
 
     def kill(self) -> None:
         """Kill the whole run now (bubblewrap's namespace dies with it)."""
@@ -471,6 +602,7 @@ class _Arguments:
 
 def _sandbox_arguments(arguments: _Arguments, host: _Host, argv: list[str], workdir: Path,
                        inputs: Mapping[str, Path], limits: RunLimits, env: Mapping[str, str] | None,
+                       environment: StudentEnvironment, mounts: Mapping[str, Path],
                        status_fd: int, privileged: bool, cgroups: bool) -> None:
     """bubblewrap's command line for one run (see the module's notes for what each part is for).
 
@@ -490,21 +622,33 @@ def _sandbox_arguments(arguments: _Arguments, host: _Host, argv: list[str], work
     for scratch in ("/tmp", "/dev/shm"):  # writable by whoever runs inside, bounded in size
         add(["--perms", "1777", "--size", str(limits.disk_bytes), "--tmpfs", scratch])
     made: set[PurePosixPath] = set()
-    for path in host.code:
+    code = [environment.prefix]
+    if not environment.interpreter_home.is_relative_to("/usr"):
+        code.append(environment.interpreter_home)  # an interpreter outside /usr (pyenv, conda): mount it too
+    for path in code:
         add([*_parent_folders(path, made), "--ro-bind-fd", arguments.folder(path), str(path)])
+    if SITE_FOLDER.is_dir():
+        add([*_parent_folders(_SITE_INSIDE, made), "--ro-bind-fd", arguments.folder(SITE_FOLDER), _SITE_INSIDE])
     if host.init is not None:
         add([*_parent_folders(_INIT_INSIDE, made), "--ro-bind-fd", arguments.folder(host.init), _INIT_INSIDE])
-    if host.numba_cache is not None:
+    warm_numba = environment.numba_cache.is_dir()
+    if warm_numba:
         add([*_parent_folders(_NUMBA_WARM_INSIDE, made),
-             "--ro-bind-fd", arguments.folder(host.numba_cache), _NUMBA_WARM_INSIDE])
-        add(_numba_cache_links(host.numba_cache))
-    add(["--bind-fd", arguments.folder(workdir), str(WORKDIR_INSIDE)])
+             "--ro-bind-fd", arguments.folder(environment.numba_cache), _NUMBA_WARM_INSIDE])
+        add(_numba_cache_links(environment.numba_cache))
+    add(["--bind-fd", arguments.folder(workdir), str(WORKDIR_INSIDE), "--symlink", str(WORKDIR_INSIDE),
+         str(CONTENT_INSIDE)])
     for name, path in inputs.items():
         inside = INPUTS_INSIDE / name
         add([*_parent_folders(inside, made), "--ro-bind-fd", arguments.folder(path), str(inside)])
+    made.add(WORKDIR_INSIDE)
+    for inside, path in mounts.items():  # those in the work folder have their mount points (_make_mount_points)
+        target = mount_target(inside)
+        parents = [] if target.is_relative_to(WORKDIR_INSIDE) else _parent_folders(target, made)
+        add([*parents, "--ro-bind-fd", arguments.folder(path), str(target)])
     add(["--chdir", str(WORKDIR_INSIDE), "--clearenv"])
-    numba_cache = _NUMBA_CACHE_INSIDE if host.numba_cache is not None else None
-    for key, value in _child_env(limits, "/tmp", numba_cache, host.path, env).items():
+    for key, value in _child_env(limits, "/tmp", environment, _NUMBA_CACHE_INSIDE if warm_numba else None,
+                                 _SITE_INSIDE, f"{environment.prefix}/bin:{_SYSTEM_PATH}", env).items():
         add(["--setenv", key, value])
     add(["--remount-ro", "/", "--seccomp", arguments.data(host.seccomp), "--"])
     rlimits = _rlimits(limits, processes=not cgroups, memory=not cgroups)
@@ -733,13 +877,8 @@ class _Host:
 
     prlimit: str
     setpriv: str
-    code: tuple[Path, ...]
-    """Host folders mounted read-only at their own paths: the venv and, outside ``/usr``, its interpreter."""
-    path: str
-    """``PATH`` for student code: the venv's ``bin`` first."""
-    numba_cache: Path | None
     system_mounts: tuple[str, ...]
-    """bubblewrap arguments for ``/usr``, the top-level links into it, and ``/etc/localtime``."""
+    """bubblewrap arguments for ``/usr``, the top-level links into it, ``/etc/localtime`` and ``/etc/fonts``."""
     etc_copied: tuple[str, ...]
     init: Path | None
     """:data:`_INIT_SOURCE` built for this machine; None where no C compiler could build it."""
@@ -748,14 +887,6 @@ class _Host:
 
     @classmethod
     def detect(cls, require_sandbox_tools: bool) -> _Host:
-        venv = Path(sys.prefix).resolve() if sys.prefix != sys.base_prefix else None
-        code = []
-        if venv is not None:
-            code.append(venv)
-            base = Path(sys.base_prefix).resolve()
-            if not base.is_relative_to("/usr"):
-                code.append(base)  # an interpreter outside /usr (pyenv, conda): mount it too
-        numba_cache = Path(os.environ.get("NUMBA_CACHE_DIR", reference.PROJECT_ROOT / ".cache" / "numba"))
         prlimit, setpriv = shutil.which("prlimit") or "", shutil.which("setpriv") or ""
         if require_sandbox_tools and not (prlimit.startswith("/usr/") and setpriv.startswith("/usr/")):
             raise SandboxSetupError("util-linux's prlimit and setpriv were not found under /usr; install util-linux")
@@ -763,7 +894,7 @@ class _Host:
             filter_program = seccomp.program()
         except seccomp.UnsupportedMachine as error:
             raise SandboxSetupError(str(error)) from None
-        system_mounts = ["--ro-bind", "/usr", "/usr"]
+        system_mounts = ["--ro-bind", "/usr", "/usr", "--dir", "/etc"]  # /etc 0755: bubblewrap makes parents 0700
         for top in (Path("/") / name for name in ("bin", "sbin", "lib", "lib32", "lib64", "libx32")):
             if top.is_symlink():
                 system_mounts += ["--symlink", os.readlink(top), str(top)]
@@ -772,8 +903,9 @@ class _Host:
         localtime = Path("/etc/localtime")
         if localtime.is_symlink() and localtime.resolve().is_relative_to("/usr"):
             system_mounts += ["--symlink", str(localtime.resolve()), str(localtime)]
-        return cls(prlimit, setpriv, tuple(code), (f"{venv}/bin:" if venv else "") + "/usr/local/bin:/usr/bin:/bin",
-                   numba_cache if numba_cache.is_dir() else None, tuple(system_mounts),
+        if Path("/etc/fonts").is_dir():  # fontconfig's settings: matplotlib's font list asks fc-list, which needs them
+            system_mounts += ["--ro-bind", "/etc/fonts", "/etc/fonts"]
+        return cls(prlimit, setpriv, tuple(system_mounts),
                    tuple(name for name in _ETC_COPIED if Path("/etc", name).is_file()),
                    _built_init() if require_sandbox_tools else None, filter_program)
 
@@ -1164,9 +1296,10 @@ class _Watch:
         result = RunResult(
             verdict=Verdict.OK, message="", command=launch.argv, wall_seconds=round(self.exited_at - launch.started, 4),
             cpu_seconds=None if cpu is None else round(cpu, 4), peak_memory_bytes=peak,
-            process_limit_hit=process_limit_hit, stdout=self.stdout.text(), stderr=self.stderr.text(),
+            process_limit_hit=process_limit_hit, stdout=self.stdout.text(), stderr=without_chatter(self.stderr.text()),
             stdout_truncated=self.stdout.truncated, stderr_truncated=self.stderr.truncated,
             output_bytes=self.stdout.total + self.stderr.total, sandboxed=launch.sandboxed, isolation=launch.isolation,
+            environment=launch.environment,
         )
         if launch.sandboxed and b"\n" not in self.status and self.stopped is None:  # bubblewrap failed
             reason = self.stderr.text().strip() or f"exit status {launch.process.returncode}"

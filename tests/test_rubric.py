@@ -1,5 +1,6 @@
 """The rubric as data: the bundled rubric follows the assignment; wrong rubrics get line-numbered errors."""
 import re
+from pathlib import Path
 
 import pytest
 
@@ -73,3 +74,30 @@ def test_unreadable_rubrics(tmp_path):
         load_rubric(tmp_path / "missing.toml")
     with pytest.raises(RubricError, match="not valid TOML"):
         load_rubric(write(tmp_path, "[rubric\nid = 1"))
+
+
+def test_the_environment_and_mounts_are_read_and_checked(tmp_path):
+    rubric = load_rubric(DEFAULT_RUBRIC, known_checks=BUNDLED_KINDS)
+    assert rubric.environment.legacy_keras and rubric.mounts == []
+    assert rubric.requirements_path() == DEFAULT_RUBRIC.parents[1] / "environments" / "course.txt"
+
+    (tmp_path / "fsdd").mkdir()
+    mounts = ('\n[[mounts]]\nhost = "fsdd"\ninside = "Data/fsdd"\n'
+              '\n[[mounts]]\nhost = "/srv/hw3"\ninside = "/content/drive/MyDrive/hw3/data"\n')
+    path = broken(tmp_path, "legacy_keras = true\n", "legacy_keras = true\n" + mounts)
+    assert load_rubric(path, known_checks=BUNDLED_KINDS).mount_paths() == {
+        "Data/fsdd": tmp_path / "fsdd", "/content/drive/MyDrive/hw3/data": Path("/srv/hw3")}
+
+    path.write_text(path.read_text().replace('inside = "Data/fsdd"', 'inside = "../fsdd"'))
+    with pytest.raises(RubricError) as error:
+        load_rubric(path, known_checks=BUNDLED_KINDS)
+    assert f"rubric.toml:{line_of(path, '../fsdd')}: mounts[0].inside: Value error, '../fsdd': a mount point" in str(
+        error.value)
+    path.write_text(path.read_text().replace('inside = "../fsdd"', 'inside = "/usr/share/fsdd"'))
+    with pytest.raises(RubricError, match=r"mounts\[0\]\.inside: .*the sandbox's own folders"):
+        load_rubric(path, known_checks=BUNDLED_KINDS)
+
+    path = broken(tmp_path, 'requirements = "environments/course.txt"', 'requirements = "environments/none.txt"')
+    with pytest.raises(RubricError) as error:
+        load_rubric(path, known_checks=BUNDLED_KINDS)
+    assert f"rubric.toml:{line_of(path, 'none.txt')}: environment.requirements: no such file" in str(error.value)

@@ -25,19 +25,20 @@ from pathlib import Path
 import pytest
 
 from grader import sandbox
+from grader.environment import bundled
 from grader.limits import RunLimits
 from grader.sandbox import Verdict
 from reference import PROJECT_ROOT
 
-pytestmark = pytest.mark.skipif(sandbox.BWRAP is None, reason="bubblewrap (bwrap) is not installed")
-
-WARM_NUMBA_CACHE = Path(os.environ["NUMBA_CACHE_DIR"])  # set by `import reference`
+ENVIRONMENT = bundled()
+pytestmark = [pytest.mark.skipif(sandbox.BWRAP is None, reason="bubblewrap (bwrap) is not installed"),
+              pytest.mark.skipif(not ENVIRONMENT.ready, reason="the course environment is not built (make setup)")]
 SMALL = RunLimits(wall_seconds=20, memory_bytes=512 * 2**20, processes=64, output_bytes=1_000_000)
 AS_ROOT = os.geteuid() == 0
 
 
 def python(code: str) -> list[str]:
-    """A command running ``code`` (dedented) with the venv's Python inside the sandbox."""
+    """A command running ``code`` (dedented) with the student environment's Python inside the sandbox."""
     return ["python", "-c", textwrap.dedent(code)]
 
 
@@ -83,13 +84,14 @@ def test_exit_code_and_output_are_reported(workdir):
         assert result.cpu_seconds is not None and result.peak_memory_bytes > 0
 
 
-def test_ok_run_in_the_work_folder_with_python_from_the_venv(workdir):
-    (workdir / "script.py").write_text("import sys, os\nprint(sys.prefix, os.getcwd())\n"
+def test_ok_run_in_the_work_folder_with_python_from_the_student_environment(workdir):
+    (workdir / "script.py").write_text("import sys, os\nprint(sys.prefix, os.getcwd(), os.path.realpath('/content'))\n"
                                        "open('out.txt', 'w').write('hi')\n")
     result = sandbox.run("python script.py", workdir, limits=SMALL)
     assert result.ok, result.stderr
-    assert result.stdout.split() == [sys.prefix, str(sandbox.WORKDIR_INSIDE)]
+    assert result.stdout.split() == [str(ENVIRONMENT.prefix), str(sandbox.WORKDIR_INSIDE), str(sandbox.WORKDIR_INSIDE)]
     assert sandbox.output_file(workdir, "out.txt").read_text() == "hi"
+    assert result.environment == ENVIRONMENT.describe() and "torch 2.13.0" in result.environment
 
 
 def test_memory_hog_is_out_of_memory(workdir):
@@ -422,9 +424,8 @@ def test_writes_outside_the_work_folder_fail(tmp_path, workdir):
     (clips / "a.txt").write_text("input")
     clips.chmod(0o755)
     marker = f"sandbox-probe-{uuid.uuid4().hex}"
-    targets = ["/", "/usr", "/etc", "/var", sys.prefix, str(PROJECT_ROOT), "/inputs/clips"]
-    if WARM_NUMBA_CACHE.is_dir():
-        targets.append("/var/cache/numba-warm")
+    targets = ["/", "/usr", "/etc", "/var", str(ENVIRONMENT.prefix), str(ENVIRONMENT.site_packages),
+               str(PROJECT_ROOT), "/inputs/clips", "/var/cache/numba-warm", "/opt/grader-site"]
     result = sandbox.run(python(f"""
         import os
         for folder in {targets!r}:
@@ -461,9 +462,7 @@ def test_no_descriptor_of_the_grader_is_inherited(tmp_path, workdir):
 
 
 def test_warm_numba_cache_is_used_read_only(workdir):
-    cache = WARM_NUMBA_CACHE
-    if not cache.is_dir() or not any(cache.iterdir()):
-        pytest.skip("numba's cache is not warmed (make setup warms it)")
+    cache = ENVIRONMENT.numba_cache  # warmed when the environment was built
     before = sorted((path.name, path.stat().st_mtime_ns) for path in cache.rglob("*"))
     librosa = python("import librosa, numpy; librosa.util.localmax(numpy.zeros(4))")  # numba-compiled in librosa
     result = sandbox.run(librosa, workdir, env={"NUMBA_DEBUG_CACHE": "1"}, limits=SMALL)
@@ -569,6 +568,54 @@ def test_each_run_has_fresh_cgroups_and_the_grader_keeps_its_own(workdir):
     assert Path("/proc/thread-self/cgroup").read_text() == own_groups
     for parent in sandbox._Cgroups._own_groups(Path("/proc/self/cgroup").read_text()).values():
         assert not list(parent.glob(f"grader-sandbox-{os.getpid()}-*"))
+
+
+# --------------------------------------------------------------------------- mounts and the grader's own modules
+
+def test_mounts_show_instructor_folders_read_only_where_the_rubric_puts_them(tmp_path, workdir):
+    data = tmp_path / "fsdd"
+    data.mkdir()
+    (data / "0_jackson_0.wav").write_text("clip")
+    notes = tmp_path / "notes.txt"
+    notes.write_text("notes")
+    for path in (data, data / "0_jackson_0.wav", notes):
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    mounts = {"Data/fsdd": data, "/content/drive/MyDrive/hw3/data": data, "/datasets/fsdd": data,
+              "Data/notes.txt": notes}
+    result = sandbox.run(python("""
+        import os
+        for path in ("Data/fsdd/0_jackson_0.wav", "/content/drive/MyDrive/hw3/data/0_jackson_0.wav",
+                     "/submission/drive/MyDrive/hw3/data/0_jackson_0.wav", "/datasets/fsdd/0_jackson_0.wav",
+                     "/content/Data/notes.txt"):
+            print(open(path).read(), end=" ")
+        for folder in ("Data/fsdd", "/datasets/fsdd"):
+            try:
+                open(os.path.join(folder, "new.txt"), "w")
+                print("WROTE", folder)
+            except OSError:
+                print("refused", end=" ")
+        open("Data/mine.txt", "w").write("a folder made for a mount is the student's to write in")
+        print(os.environ["PYTHONPATH"], sorted(os.listdir(os.environ["PYTHONPATH"])))
+    """), workdir, limits=SMALL, mounts=mounts)
+    assert result.ok, result.stderr
+    site = sorted(entry.name for entry in sandbox.SITE_FOLDER.iterdir()) if sandbox.SITE_FOLDER.is_dir() else []
+    assert result.stdout == f"clip clip clip clip notes refused refused /opt/grader-site {site}\n"
+    assert not (data / "new.txt").exists() and (workdir / "Data" / "mine.txt").is_file()
+
+
+def test_a_mount_point_must_be_a_place_of_the_submission_or_a_new_folder(tmp_path, workdir):
+    for inside in ("Data/fsdd", "/content/sample_data", "/kaggle/input/fsdd", "/submission/x"):
+        assert sandbox.mount_point_problem(inside) is None, inside
+    for inside in ("../escape", "Data/../../x", "", "/content", "/usr/share/x", "/tmp/data", "/etc/x", "/inputs/mels",
+                   str(ENVIRONMENT.prefix / "data"), "/"):
+        assert sandbox.mount_point_problem(inside), inside
+    (workdir / "Data").write_text("a file where the mount needs a folder")
+    data = tmp_path / "data"
+    data.mkdir(mode=0o755)
+    result = sandbox.run(["true"], workdir, limits=SMALL, mounts={"Data/fsdd": data})
+    assert result.verdict is Verdict.SANDBOX_UNAVAILABLE and "'Data'" in result.message
+    with pytest.raises(ValueError, match="'..'"):
+        sandbox.run(["true"], workdir, limits=SMALL, mounts={"../x": tmp_path})
 
 
 def test_output_file_refuses_links_and_special_files(workdir):

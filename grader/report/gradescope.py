@@ -7,10 +7,12 @@ for every submission, from ``/autograder``), with the zip's contents in
 grade must be written to ``/autograder/results/results.json``.
 
 :func:`write_autograder_zip` writes that zip: this project (the grader, the reference
-solution with its checkpoints, the rubrics and, when built, the embedded data set, so
-that Gradescope grades against the very clips the instructor's own runs use), a
-``setup.sh`` that installs it as ``make setup`` would, and a ``run_autograder`` that
-calls ``grade gradescope``, which calls :func:`run_gradescope`.
+solution with its checkpoints, the rubrics, the student environments' requirements and,
+when built, the embedded data set, so that Gradescope grades against the very clips the
+instructor's own runs use), a ``setup.sh`` that installs it as ``make setup`` would (the
+student environment included, built from the same pinned requirements file, so the digest
+and the packages are the same), and a ``run_autograder`` that calls ``grade gradescope``,
+which calls :func:`run_gradescope`.
 """
 from __future__ import annotations
 
@@ -34,7 +36,7 @@ GradeFunction = Callable[[Path, Path], SubmissionResult]
 """``grade_fn(source, out_dir)``: grade the submission at ``source`` into the output folder ``out_dir``."""
 
 PROJECT_FILES = ("pyproject.toml", "requirements.lock", "Makefile", "README.md")
-PROJECT_FOLDERS = ("grader", "reference", "rubrics")
+PROJECT_FOLDERS = ("grader", "reference", "rubrics", "environments")
 DATA_FOLDER = "data/embedded"
 LEFT_OUT = ("__pycache__", ".pyc", ".optimizer.pt", ".tmp")
 """Path parts and endings never packed: caches, optimiser state, temporary files."""
@@ -59,6 +61,9 @@ cd {SOURCE_DIR}
 .venv/bin/python -m pip install -q -r requirements.lock
 .venv/bin/python -m pip install -q --no-deps --no-build-isolation -e .
 .venv/bin/python -m reference warm
+# The environment student code runs with (environments/course.txt, exact pins). Its torch is PyTorch's
+# CPU build, published on PyTorch's own CPU index rather than the main package index.
+PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu .venv/bin/grade env build
 # The held-out clips: packed in the zip when the instructor had built them, else built here.
 if [ ! -f {DATA_FOLDER}/manifest.csv ]; then
   .venv/bin/python -m reference data build --out {DATA_FOLDER}
