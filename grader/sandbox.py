@@ -325,13 +325,14 @@ def output_file(workdir: str | os.PathLike, relative: str | os.PathLike) -> Path
     return path
 
 
-def isolation_problem() -> str | None:
-    """None when student code can be sandboxed on this machine; else why not and what to do.
+def isolation_problem(environment: StudentEnvironment | None = None) -> str | None:
+    """None when student code can be sandboxed on this machine with ``environment`` (None: the bundled one); else
+    why not and what to do (install bubblewrap, build the environment...).
 
     Runs ``true`` in the sandbox once (a few milliseconds), in an empty folder of its own.
     """
     with tempfile.TemporaryDirectory(prefix="grader-sandbox-probe-") as folder:
-        result = run(["true"], folder)
+        result = run(["true"], folder, environment=environment)
     return result.message if result.verdict is Verdict.SANDBOX_UNAVAILABLE else None
 
 

@@ -163,12 +163,15 @@ def test_tensorflows_start_up_notices_are_left_out_of_what_the_report_shows():
 # --------------------------------------------------------------------------- in the sandbox
 
 @needs_course
+@needs_sandbox
 def test_a_run_without_a_built_environment_is_refused_with_what_to_run(tmp_path, workdir):
     requirements = tmp_path / "other.txt"
     requirements.write_text("numpy==2.4.6\n")
     result = sandbox.run(["true"], workdir, limits=SMALL, environment=StudentEnvironment.of(requirements))
     assert result.verdict is Verdict.SANDBOX_UNAVAILABLE
     assert "make setup" in result.message and "grade env build" in result.message and "other" in result.message
+    assert sandbox.isolation_problem(StudentEnvironment.of(requirements)) == result.message
+    assert sandbox.isolation_problem() is None
 
 
 @needs_course
