@@ -240,7 +240,9 @@ def env_main(argv: list[str]) -> int:
 
 
 def _setup(args, out_dir: Path, *, student_mode: bool, allow_unsandboxed: bool, split: str = "heldout"):
+    from grader.environment import StudentEnvironmentError, for_rubric
     from grader.heldout import HeldoutError, load_heldout
+    from grader.mounts import MountError, check_mounts
     from grader.pipeline import GradingSetup
     from grader.rubric import RubricError, load_rubric
     from grader.sandbox import UNSAFE_FLAG, isolation_problem
@@ -249,10 +251,17 @@ def _setup(args, out_dir: Path, *, student_mode: bool, allow_unsandboxed: bool, 
     try:
         rubric = load_rubric(args.rubric)
         heldout = load_heldout(args.heldout, split=split)
-    except (RubricError, HeldoutError) as error:
+        environment = for_rubric(rubric)
+        notes = check_mounts(rubric.mount_paths(), heldout)
+    except (RubricError, HeldoutError, StudentEnvironmentError, MountError) as error:
         print(f"error: {error}", file=sys.stderr)
         return None
-    problem = isolation_problem()
+    if not environment.ready:
+        print(f"error: {environment.missing_message()}", file=sys.stderr)
+        return None
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
+    problem = isolation_problem(environment)
     if problem and not allow_unsandboxed:
         print(f"error: student code cannot be isolated here: {problem}\nInstall bubblewrap, or pass {UNSAFE_FLAG} "
               f"to run it with resource limits only (trusted code only).", file=sys.stderr)
@@ -261,7 +270,8 @@ def _setup(args, out_dir: Path, *, student_mode: bool, allow_unsandboxed: bool, 
         print(f"note: running WITHOUT a sandbox (resource limits only): {problem}", file=sys.stderr)
     out_dir.mkdir(parents=True, exist_ok=True)
     return GradingSetup(rubric=rubric, heldout=heldout, load_baseline=functools.partial(load_baseline, heldout),
-                        out_dir=out_dir.resolve(), student_mode=student_mode, allow_unsandboxed=allow_unsandboxed)
+                        out_dir=out_dir.resolve(), student_mode=student_mode, allow_unsandboxed=allow_unsandboxed,
+                        environment=environment)
 
 
 def _summary(entries, out_dir: Path) -> None:

@@ -17,7 +17,9 @@ from grader import sandbox
 from grader.discovery import Discovery
 from grader.heldout import HeldoutSet
 from grader.intake import Submission
-from grader.notebook import NotebookError, run_notebook
+from grader.environment import StudentEnvironment
+from grader.imports import install_finding, missing_module, missing_package_finding
+from grader.notebook import NotebookError, NotebookRun, run_notebook_entry
 from grader.results import HandedInSample, ListenClip, RunEntry
 from grader.rubric import Item, Rubric
 from grader.scratch import Scratch
@@ -65,6 +67,10 @@ class CheckContext:
     cores: int | None = None
     """Processes the grader's own work on this submission may use (a batch divides the machine); None: no cap.
     Student code's threads are the rubric's ``cpu_threads`` whatever this is, so results never depend on it."""
+    environment: StudentEnvironment | None = None
+    """The environment student code runs with (None: the sandbox's default, the bundled course environment)."""
+    mounts: dict[str, Path] = field(default_factory=dict)
+    """The rubric's course data: ``{path as students write it: instructor folder}``, read-only in every run."""
     runs: list[RunEntry] = field(default_factory=list)
     listen: list[ListenClip] = field(default_factory=list)
     samples: list[HandedInSample] = field(default_factory=list)
@@ -92,48 +98,76 @@ class CheckContext:
 
     def run_command(self, item: Item, purpose: str, command: str, workdir: Path,
                     inputs: dict[str, Path]) -> sandbox.RunResult:
-        """Run ``command`` in the sandbox under ``item``'s limits and record it."""
+        """Run ``command`` in the sandbox under ``item``'s limits, with the course environment and mounts, and
+        record it."""
         result = sandbox.run(command, workdir, inputs, self.rubric.run_limits(item),
-                             allow_unsandboxed=self.allow_unsandboxed)
-        self.runs.append(RunEntry(item_id=item.id, purpose=purpose, result=result))
+                             allow_unsandboxed=self.allow_unsandboxed, environment=self.environment,
+                             mounts=self.mounts)
+        self._record(item, purpose, result)
         return result
+
+    def _record(self, item: Item, purpose: str, result: sandbox.RunResult, notebook: NotebookRun | None = None) -> None:
+        """Keep a run for the report, with what its output says of packages the course environment lacks."""
+        findings = []
+        failed = not result.ok or (notebook is not None and notebook.error is not None)
+        said = "\n".join([result.stderr, result.stdout, *((notebook.traceback or "", notebook.error or "")
+                                                           if notebook is not None else ())])
+        module = missing_module(said) if failed else None
+        if module is not None:
+            findings.append(missing_package_finding(module, self.environment))
+        for install in notebook.installs if notebook is not None else ():
+            findings.append(install_finding(install.cell, install.line, install.packages, self.environment))
+        self.runs.append(RunEntry(item_id=item.id, purpose=purpose, result=result, notebook=notebook,
+                                  findings=findings))
 
     def entry_once(self, role: str, item: Item, parameters: dict[str, int]) -> EntryRun:
         """Run the ``reconstruct`` or ``sample`` entry once per submission; later calls reuse the run.
 
         ``parameters`` are the contract's integer placeholders the role uses (``num``, ``seed``);
         ``{mel_dir}`` is the held-out log-mels, mounted read-only, when reconstructing, and
-        ``{out_dir}`` the run's output folder. Every placeholder a role does not use is None.
+        ``{out_dir}`` the run's output folder. Every placeholder a role does not use is None. A notebook
+        that serves both roles runs once for both (:func:`grader.notebook.run_notebook_entry`).
         """
         if role in self._entries:
             return self._entries[role]
         finding = self.discovery.findings[role]
         if finding.status == "missing" or not finding.value:
-            entry = EntryRun(False, f"no `{role}` entry point found: {finding.how}", None)
+            self._entries[role] = EntryRun(False, f"no `{role}` entry point found: {finding.how}", None)
+        elif finding.value.endswith(".ipynb"):
+            self._run_notebook_entry(role, item, finding.value, parameters)
         else:
             workdir = self.fresh_workdir(role, item)
             inputs = {"mels": self.heldout.mel_dir} if role == "reconstruct" else {}
-            values = {"mel_dir": "{mels}" if role == "reconstruct" else None, "num": None, "seed": None,
-                      **parameters, "out_dir": f"{{workdir}}/{OUTPUT_FOLDER}"}
-            entry = self._run_entry(role, item, finding.value, workdir, inputs, values)
-        self._entries[role] = entry
-        return entry
+            values = {"mel_dir": "{mels}" if role == "reconstruct" else None, **parameters,
+                      "out_dir": f"{{workdir}}/{OUTPUT_FOLDER}"}
+            # The contract's placeholders become the sandbox's own ({mels}, {workdir}), which it fills in.
+            text = {name: str(given) for name, given in values.items() if given is not None}
+            result = self.run_command(item, role, sandbox.fill_placeholders(finding.value, text), workdir, inputs)
+            self._entries[role] = EntryRun(result.ok, result.message, workdir / OUTPUT_FOLDER)
+        return self._entries[role]
 
-    def _run_entry(self, role: str, item: Item, value: str, workdir: Path, inputs: dict[str, Path],
-                   values: dict[str, str | int | None]) -> EntryRun:
-        """Run one entry: a notebook gets ``values`` as Python values (None included, the contract's
-        typed placeholders); a command line gets them as text in its arguments, and a placeholder
-        whose value is None stays as written."""
-        out_dir = workdir / OUTPUT_FOLDER
-        if value.endswith(".ipynb"):
-            try:
-                run = run_notebook(value, workdir, values, inputs, self.rubric.run_limits(item),
-                                   allow_unsandboxed=self.allow_unsandboxed)
-            except NotebookError as error:
-                return EntryRun(False, str(error), None)
-            self.runs.append(RunEntry(item_id=item.id, purpose=f"{role} (notebook {value})", result=run.run))
-            return EntryRun(run.ok, run.error or run.run.message, out_dir)
-        # The contract's placeholders become the sandbox's own ({mels}, {workdir}), which it fills in.
-        text = {name: str(given) for name, given in values.items() if given is not None}
-        result = self.run_command(item, role, sandbox.fill_placeholders(value, text), workdir, inputs)
-        return EntryRun(result.ok, result.message, out_dir)
+    def _run_notebook_entry(self, role: str, item: Item, notebook: str, parameters: dict[str, int]) -> None:
+        """Run a notebook entry once for every role it serves; each role's entry shares the run."""
+        roles = [r for r in ("reconstruct", "sample") if r == role or (
+            self.discovery.findings[r].status != "missing" and self.discovery.findings[r].value == notebook)]
+        out = f"{{workdir}}/{OUTPUT_FOLDER}"
+        values = {"reconstruct": {"mel_dir": "{mels}", "out_dir": out},
+                  "sample": {**self._sample_parameters(), **(parameters if role == "sample" else {}), "out_dir": out}}
+        workdir = self.fresh_workdir(role, item)
+        try:
+            run = run_notebook_entry(notebook, workdir, {r: values[r] for r in roles},
+                                     {"mels": self.heldout.mel_dir} if "reconstruct" in roles else {},
+                                     self.rubric.run_limits(item), allow_unsandboxed=self.allow_unsandboxed,
+                                     environment=self.environment, mounts=self.mounts)
+        except NotebookError as error:
+            entry = EntryRun(False, str(error), None)
+        else:
+            self._record(item, f"{' and '.join(roles)} (notebook {notebook})", run.run, run)
+            entry = EntryRun(run.ok, run.error or run.run.message, workdir / OUTPUT_FOLDER)
+        for served in roles:
+            self._entries[served] = entry
+
+    def _sample_parameters(self) -> dict[str, int]:
+        """``num`` and ``seed`` as the rubric's ``sample`` item asks for them (4 and 0 where it has none)."""
+        params = next((i.params for i in self.rubric.items if i.check == "sample"), {})
+        return {"num": int(params.get("num", 4)), "seed": int(params.get("seed", 0))}

@@ -26,7 +26,7 @@ sample = "python generate.py --num {num} --seed {seed} --out-dir {out_dir}"
 
 [files]
 samples = "samples/*.wav"
-answers = "answers.toml"
+# answers = "answers.toml"  # found without this: answers.toml, .json, .md or .txt, else your notebook's **Answer:** lines
 evaluation = ["evaluation.*", "*.ipynb", "report.*"]
 checkpoints = ["checkpoints/*", "*.pt"]
 '''

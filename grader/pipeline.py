@@ -17,6 +17,7 @@ from grader.cache import cache_key, content_digest
 from grader.checks.quiz import AnswersError, grade_quiz, read_answers
 from grader.context import CheckContext, Outcome
 from grader.discovery import discover
+from grader.environment import StudentEnvironment, for_rubric
 from grader.heldout import HeldoutSet
 from grader.intake import IntakeRefused, submission_id, unpack
 from grader.results import ItemResult, QuestionOutcome, SubmissionResult, Versions, utc_now
@@ -43,6 +44,12 @@ class GradingSetup:
     cores: int | None = None
     """Processes the grader's own checks may use per submission (scoring); a batch of N jobs gives each
     its share of the machine. None: as each check asks. Never changes a result, only its speed."""
+    environment: StudentEnvironment | None = None
+    """The environment student code runs with; None: the rubric's (:func:`grader.environment.for_rubric`)."""
+
+    def __post_init__(self) -> None:
+        if self.environment is None:
+            object.__setattr__(self, "environment", for_rubric(self.rubric))
 
     def cache_key(self, source: str | Path) -> str:
         """The key a result of ``source`` graded with this setup carries (:mod:`grader.cache`); "" (never
@@ -52,7 +59,8 @@ class GradingSetup:
         except OSError:
             return ""
         return cache_key(content, self.rubric.model_dump_json(), self.heldout.digest,
-                         student_mode=self.student_mode, allow_unsandboxed=self.allow_unsandboxed)
+                         environment_digest=self.environment.digest, student_mode=self.student_mode,
+                         allow_unsandboxed=self.allow_unsandboxed)
 
     def result_path(self, submission_id: str) -> Path:
         """Where the result of ``submission_id`` is written."""
@@ -139,7 +147,8 @@ def _grade(source: Path, sid: str, setup: GradingSetup, scratch: Scratch) -> Sub
     shutil.rmtree(media, ignore_errors=True)
     ctx = CheckContext(submission=submission, discovery=discovery, rubric=setup.rubric, heldout=setup.heldout,
                        load_baseline=setup.load_baseline, scratch=scratch, media_dir=media,
-                       out_root=setup.out_dir, allow_unsandboxed=setup.allow_unsandboxed, cores=setup.cores)
+                       out_root=setup.out_dir, allow_unsandboxed=setup.allow_unsandboxed, cores=setup.cores,
+                       environment=setup.environment, mounts=setup.rubric.mount_paths())
     checks_started = time.perf_counter()
     items = [_run_item(ctx, item) for item in setup.items()]
     quiz = _quiz(ctx, setup)
@@ -179,7 +188,7 @@ def _quiz(ctx: CheckContext, setup: GradingSetup) -> list[QuestionOutcome]:
     answers: dict[str, str] = {}
     if files:
         try:
-            answers = read_answers(ctx.submission.work_dir / files[0])
+            answers = read_answers(ctx.submission.work_dir / files[0], quiz)
         except AnswersError as error:
             ctx.submission.notes.append(str(error))
     return [QuestionOutcome(id=r.id, answered=r.answered, correct=r.correct, points=r.points, max_points=r.max_points)

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from grader import __version__
 from grader.identity import LmsIdentity, attempt_of, identify
+from grader.notebook import NotebookRun
 from grader.sandbox import RunResult
 
 ItemStatus = Literal["passed", "partial", "failed", "error", "skipped"]
@@ -51,6 +52,10 @@ class RunEntry(_Model):
     item_id: str
     purpose: str
     result: RunResult
+    notebook: NotebookRun | None = Field(None, description="A notebook entry's run: every cell's status and time, "
+                                         "the first error's traceback, the limit that stopped it, its installs.")
+    findings: list[str] = Field(default_factory=list, description="What the grader read from the run's output "
+                                "that explains its verdict (a package the course environment lacks, say).")
 
 
 class QuestionOutcome(_Model):

@@ -425,7 +425,7 @@ def test_an_mfcc_function_defined_in_a_notebook_cell_earns_the_mfcc_check(setup_
     folder = tmp_path / "nb-mfcc"
     folder.mkdir()
     cells = [nbformat.v4.new_markdown_cell("# Part 1: MFCC"),
-             nbformat.v4.new_code_cell("!pip install -q seaborn\nimport librosa\nimport seaborn as sns\n"
+             nbformat.v4.new_code_cell("!pip install -q pydub\nimport librosa\nimport pydub\n"
                                        "from google.colab import drive\ndrive.mount('/content/drive')"),
              nbformat.v4.new_code_cell("SR = 16000\nN_MFCC = 4 * 5\n\ndef extract_mfcc(path):\n"
                                        "    y, sr = librosa.load(path, sr=SR)\n"
@@ -439,4 +439,4 @@ def test_an_mfcc_function_defined_in_a_notebook_cell_earns_the_mfcc_check(setup_
     result = grade_submission(folder, setup)
     assert result.discovery["findings"]["mfcc"]["value"] == "model.ipynb:extract_mfcc"
     assert result.items[0].status == "passed", (result.items[0].explanation, result.items[0].evidence)
-    assert "`import seaborn as sns` raised ModuleNotFoundError" in result.runs[0].result.stderr
+    assert "`import pydub` raised ModuleNotFoundError" in result.runs[0].result.stderr
