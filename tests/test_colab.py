@@ -132,7 +132,8 @@ def test_content_is_the_work_folder_and_the_drive_is_mounted_there(colab_run):
 KERAS_CELLS = [
     ("markdown", "# CNN VAE on log-mels (Keras)"),
     ("code", "import os\nimport numpy as np\nimport soundfile as sf\nimport tensorflow as tf\n"
-             "from tensorflow import keras\nfrom tensorflow.keras import layers"),
+             "from tensorflow import keras\nfrom tensorflow.keras import layers\n"
+             "from google.colab import drive  # both in one notebook"),
     ("code", "mel_dir = 'mels'\nout_dir = 'out'\nnum = 2\nseed = 0"),
     ("code", "n_mels, frames, latent_dim = 80, 16, 4\n"
              "inputs = keras.Input(shape=(n_mels, frames, 1))\n"
