@@ -72,3 +72,27 @@ def test_data_posing_as_code_is_left_unread_and_named(tmp_path, monkeypatch):
     units, unread = code_units(sorted(tmp_path.glob("*.py")), tmp_path)
     assert [unit.name for unit in units] == ["part0.py", "part1.py"]
     assert unread == ["huge.py (over 2 MB: data rather than code)", "part2.py (past 0.07 MB of code in all)"]
+
+
+def test_the_seeds_keras_vae_is_recognised():
+    """The course's own Keras 2 CNN VAE (shared/seeds/003_*): its reparameterisation draws the noise first
+    (``epsilon = K.random_normal(...)``), then ``K.exp(0.5 * z_log_var) * epsilon``."""
+    keras_vae = '''
+def sampling(args):
+    z_mean, z_log_var = args
+    epsilon = K.random_normal(shape=(K.shape(z_mean)[0], latent_dim),
+    mean=0., stddev=1.)
+    return z_mean + K.exp(0.5 * z_log_var) * epsilon
+
+def encoder(input_shape, latent_dim):
+    inputs = Input(shape=input_shape)
+    z = Lambda(sampling, output_shape=(latent_dim,))([z_mean, z_log_var])
+    return Model(inputs, [z_mean, z_log_var, z], name='encoder')
+
+def decoder(input_shape, latent_dim):
+    return Model(latent_inputs, outputs, name='decoder')
+'''
+    evidence = find_evidence([CodeUnit("vae.ipynb[cell 7]", keras_vae)])
+    assert architectures(evidence["architecture"])["VAE"] is True
+    unrelated = "epsilon = K.random_normal((2,))\nscale = K.exp(0.5) * weight\n"
+    assert not find_evidence([CodeUnit("other.py", unrelated)])["architecture"]

@@ -171,6 +171,9 @@ def _tree_evidence(unit: CodeUnit, tree: ast.AST) -> dict[str, list[Finding]]:
                for alias in node.names} | {node.module.split(".")[0] for node in nodes
                                            if isinstance(node, ast.ImportFrom) and node.module}
     noise_used = _calls_added_to_signals(nodes)
+    drawn = {node.targets[0].id for node in nodes if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call)
+             and isinstance(node.targets[0], ast.Name) and _dotted(node.value.func).split(".")[-1] in GAUSSIAN_DRAWS}
+    """Names a Gaussian draw was assigned to (``epsilon = K.random_normal(...)``, Keras's VAE idiom)."""
 
     def add(kind: str, node: ast.AST, what: str, part: str = "") -> None:
         found[kind].append(Finding(unit.name, unit.first_line - 1 + getattr(node, "lineno", 1), what, part))
@@ -194,9 +197,11 @@ def _tree_evidence(unit: CodeUnit, tree: ast.AST) -> dict[str, list[Finding]]:
                 add("architecture", node, f"{what}: {node.name}", part)
         if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mult):
             names = {_dotted(side.func).split(".")[-1] for side in (node.left, node.right) if isinstance(side, ast.Call)}
+            noise = names & GAUSSIAN_DRAWS or any(isinstance(side, ast.Name) and side.id in drawn
+                                                  for side in (node.left, node.right))
             if {"tanh", "sigmoid"} <= names:
                 add("architecture", node, "gated activation tanh x sigmoid", "gated_activation")
-            if names & {"exp"} and names & {"randn_like", "random_normal", "randn", "normal"}:
+            if "exp" in names and noise:
                 add("architecture", node, "reparameterisation exp(...) x noise", "reparameterisation")
     return found
 
@@ -222,6 +227,8 @@ def _calls_added_to_signals(nodes: list[ast.AST]) -> set[int]:
     return used
 
 
+GAUSSIAN_DRAWS = frozenset({"randn_like", "random_normal", "randn", "normal", "standard_normal"})
+"""Calls that draw Gaussian noise (torch, numpy, Keras's backend, TensorFlow)."""
 ARCHITECTURE_PARTS = {
     "WaveNet": {"dilated_convolution", "gated_activation"},
     "GAN": {"generator", "discriminator"},
