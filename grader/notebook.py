@@ -59,6 +59,7 @@ from pydantic import BaseModel, ValidationError
 
 from grader import sandbox
 from grader.discovery import PLACEHOLDERS
+from grader.environment import StudentEnvironment
 from grader.limits import RunLimits
 from grader.student_files import (MAX_NOTEBOOK_BYTES, NotebookCell, OverLimit, StudentFileError, TooLarge,
                                   joined_text, read_notebook)
@@ -71,10 +72,6 @@ GRACE_SECONDS = 30.0
 """Wall time a notebook run gets beyond ``notebook_seconds``: the runner's and the kernel's start and stop."""
 TRACEBACK_CHARS = 3000
 """Characters of the first error's traceback kept for the report (its end: where the error is)."""
-SANDBOX_SITE = Path(__file__).with_name("sandbox_site")
-"""Python packages the grader adds to student code's path (the ``google.colab`` stand-in)."""
-_SITE_INPUT = "sandbox_site"
-"""The name :data:`SANDBOX_SITE` is mounted under for a notebook run (``/inputs/sandbox_site``)."""
 _OUTPUT_CHARS_PER_CELL = 2000
 
 _STOPPED_EXIT = 3
@@ -98,16 +95,14 @@ _KERNELSPEC = {"name": "python3", "display_name": "Python 3", "language": "pytho
 # is told on the last line of stderr, as JSON after the mark, with exit status 3.
 _RUNNER = """
 import json
-import os
 import sys
 import time
 import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
-source, executed, cwd, cell_seconds, notebook_seconds, limit, site = sys.argv[1:8]
+source, executed, cwd, cell_seconds, notebook_seconds, limit = sys.argv[1:7]
 cell_seconds, notebook_seconds, limit = float(cell_seconds), float(notebook_seconds), int(limit)
 deadline = time.monotonic() + notebook_seconds
-os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [site, os.environ.get("PYTHONPATH")]))
 KEEP = 100_000
 
 
@@ -439,8 +434,8 @@ def run_notebook_entry(
     limits: RunLimits | None = None,
     *,
     allow_unsandboxed: bool = False,
-    environment: Any = None,
-    mounts: Any = None,
+    environment: StudentEnvironment | None = None,
+    mounts: Mapping[str, str | os.PathLike] | None = None,
 ) -> NotebookRun:
     """Run the notebook entry ``notebook`` once for every mode in ``roles`` (the policy in the module's notes).
 
@@ -482,8 +477,8 @@ def run_notebook(
     limits: RunLimits | None = None,
     *,
     allow_unsandboxed: bool = False,
-    environment: Any = None,
-    mounts: Any = None,
+    environment: StudentEnvironment | None = None,
+    mounts: Mapping[str, str | os.PathLike] | None = None,
 ) -> NotebookRun:
     """Execute the submission's ``notebook`` in the sandbox with ``parameters`` injected.
 
@@ -512,8 +507,6 @@ def run_notebook(
         raise NotebookError(f"{notebook}: {error}") from error
     prepared = load_notebook(source_path)
     installs = blank_installs(prepared)
-    # Until sandbox.run puts grader/sandbox_site on PYTHONPATH itself, the runner does, from this input.
-    inputs = {**(inputs or {}), _SITE_INPUT: SANDBOX_SITE}
     where = sandbox.locations(workdir, inputs)
     filled = {name: sandbox.fill_placeholders(value, where) if isinstance(value, str) else value
               for name, value in parameters.items()}
@@ -526,12 +519,12 @@ def run_notebook(
     inside = where["workdir"]
     command = ["python", "-c", _RUNNER, f"{inside}/{RUN_FOLDER}/{prepared_name}",
                f"{inside}/{RUN_FOLDER}/{executed_name}", f"{inside}/{relative.parent}",
-               str(limits.cell_seconds), str(limits.notebook_seconds), str(limits.output_bytes), where[_SITE_INPUT]]
+               str(limits.cell_seconds), str(limits.notebook_seconds), str(limits.output_bytes)]
     wall = limits.notebook_seconds + GRACE_SECONDS
     run_limits = limits.with_overrides({"wall_seconds": wall,
                                         "cpu_seconds": max(limits.cpu_seconds, math.ceil(wall * limits.cpu_threads))})
-    extra = {name: value for name, value in (("environment", environment), ("mounts", mounts)) if value is not None}
-    result = sandbox.run(command, workdir, inputs, run_limits, allow_unsandboxed=allow_unsandboxed, **extra)
+    result = sandbox.run(command, workdir, inputs, run_limits, allow_unsandboxed=allow_unsandboxed,
+                         environment=environment, mounts=mounts)
 
     executed_relative = f"{RUN_FOLDER}/{executed_name}"
     try:  # written by student code: bounded JSON, whatever it holds

@@ -16,7 +16,8 @@ import pytest
 
 from grader import sandbox
 from grader.limits import RunLimits
-from grader.notebook import INJECTED_TAG, SANDBOX_SITE, run_notebook_entry
+from grader.notebook import INJECTED_TAG, run_notebook_entry
+from grader.sandbox import SITE_FOLDER
 
 LIMITS = RunLimits(cell_seconds=60, notebook_seconds=120, memory_bytes=3 * 2**30)
 needs_sandbox = pytest.mark.skipif(sandbox.BWRAP is None, reason="bubblewrap (bwrap) is not installed")
@@ -119,7 +120,6 @@ def test_package_installs_do_not_run_and_are_reported(colab_run):
 
 
 @needs_sandbox
-@pytest.mark.skipif(getattr(sandbox, "CONTENT_INSIDE", None) is None, reason="the sandbox shows no /content yet")
 def test_content_is_the_work_folder_and_the_drive_is_mounted_there(colab_run):
     _, ran = colab_run
     assert ran.ok, (ran.error, ran.traceback)
@@ -220,7 +220,7 @@ def test_a_keras_vae_notebook_trains_once_for_both_modes_and_uses_weights_handed
 @pytest.fixture
 def colab(monkeypatch, tmp_path):
     """``google.colab`` imported from grader/sandbox_site, its Drive mountpoint in ``tmp_path``."""
-    monkeypatch.syspath_prepend(str(SANDBOX_SITE))
+    monkeypatch.syspath_prepend(str(SITE_FOLDER))
     for name in [name for name in sys.modules if name.startswith("google.colab")]:
         monkeypatch.delitem(sys.modules, name)
     colab = importlib.import_module("google.colab")
@@ -231,7 +231,7 @@ def colab(monkeypatch, tmp_path):
 def test_google_colab_merges_with_the_google_namespace_and_mounts_the_drive(colab, tmp_path, capsys):
     import google.protobuf
 
-    assert google.protobuf and Path(colab.__file__).is_relative_to(SANDBOX_SITE)
+    assert google.protobuf and Path(colab.__file__).is_relative_to(SITE_FOLDER)
     course = tmp_path / "content" / "drive" / "MyDrive" / "course"  # where the sandbox mounts the instructor's
     course.mkdir(parents=True)
     (course / "clip.wav").write_bytes(b"RIFF")
