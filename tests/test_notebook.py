@@ -177,10 +177,10 @@ def test_injected_values_keep_their_types():
     """The contract: num and seed are integers, paths strings, and what a mode does not use is None."""
     notebook = nbformat.v4.new_notebook()
     notebook.cells = [code("mel_dir = 'mels'\nnum = 1", "parameters")]
-    index = inject_parameters(notebook, {"mel_dir": None, "out_dir": "/work/out", "num": 4, "seed": 0})
+    index = inject_parameters(notebook, {"mel_dir": None, "out_dir": "/grading/out", "num": 4, "seed": 0})
     tree = ast.parse(notebook.cells[index].source)
     assert [(node.targets[0].id, ast.literal_eval(node.value)) for node in tree.body] == [
-        ("mel_dir", None), ("out_dir", "/work/out"), ("num", 4), ("seed", 0)]
+        ("mel_dir", None), ("out_dir", "/grading/out"), ("num", 4), ("seed", 0)]
     with pytest.raises(TypeError, match="'num' is a list"):
         inject_parameters(notebook, {"num": [4]})
 
