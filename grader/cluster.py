@@ -30,7 +30,7 @@ from typing import Callable
 
 from grader.batch import BatchEntry, Pending, record_failure
 from grader.cache import code_digest
-from grader.environment import for_rubric
+from grader.environment import StudentEnvironment
 from grader.folders import walk_files
 from grader.pipeline import MEDIA_FOLDER, RESULTS_FOLDER, GradingSetup, grade_submission
 from grader.results import SubmissionResult
@@ -49,7 +49,7 @@ def grade_on_cluster(pending: list[Pending], setup: GradingSetup, address: str,
 
     setup = dataclasses.replace(setup, cores=1)
     setup.load_baseline()  # on a worker sharing this machine's cache, read from it
-    build = code_digest(), for_rubric(setup.rubric).digest
+    build = code_digest(), setup.environment.digest
     with Client(address, timeout=CONNECT_TIMEOUT_SECONDS) as client:
         window = max(2, 2 * sum(client.nthreads().values()))
         queue = iter(pending)
@@ -124,7 +124,7 @@ def _check_fit(setup: GradingSetup, build: tuple[str, str]) -> None:
     if code_digest() != code:
         raise WorkerUnfit(f"worker {here} runs grader {code_digest()}, the client {code}: install the same "
                           "version of the project on every worker")
-    environment = for_rubric(setup.rubric)
+    environment = StudentEnvironment.of(setup.environment.requirements, setup.environment.legacy_keras)
     if environment.digest != environment_digest:
         raise WorkerUnfit(f"worker {here} has another {environment.requirements} (environment "
                           f"{environment.digest[:12]}, the client's {environment_digest[:12]}): install the same "
@@ -137,6 +137,10 @@ def _check_fit(setup: GradingSetup, build: tuple[str, str]) -> None:
         raise WorkerUnfit(f"worker {here} does not see the held-out set {heldout.digest[:16]} (missing: "
                           f"{(missing or [heldout.folder])[0]}): workers need the project and the data set "
                           "folder at the same paths as the client")
+    absent = [str(host) for host in setup.rubric.mount_paths().values() if not host.exists()]
+    if absent:
+        raise WorkerUnfit(f"worker {here} does not see the rubric's course data {absent[0]}: workers need the "
+                          "rubric's [[mounts]] folders at the same paths as the client")
 
 
 def _write_back(item: Pending, setup: GradingSetup, result_json: str, media: dict[str, bytes]) -> BatchEntry:

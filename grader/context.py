@@ -110,9 +110,9 @@ class CheckContext:
         """Keep a run for the report, with what its output says of packages the course environment lacks."""
         findings = []
         failed = not result.ok or (notebook is not None and notebook.error is not None)
-        said = "\n".join([result.stderr, result.stdout, *((notebook.traceback or "", notebook.error or "")
-                                                           if notebook is not None else ())])
-        module = missing_module(said) if failed else None
+        said = [result.stderr, result.stdout, *((notebook.traceback or "", notebook.error or "")
+                                                if notebook is not None else ())]
+        module = next(filter(None, map(missing_module, said)), None) if failed else None
         if module is not None:
             findings.append(missing_package_finding(module, self.environment))
         for install in notebook.installs if notebook is not None else ():

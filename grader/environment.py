@@ -99,7 +99,8 @@ _CHATTER = re.compile(
     r"|Cannot dlopen some GPU libraries|computation placer already registered|Unable to register cu\w+ plugin"
     r"|Your kernel may have been built without NUMA support|successful NUMA node read).*")
 """TensorFlow's start-up notices, whole lines: printed before ``TF_CPP_MIN_LOG_LEVEL`` is read, or about CUDA,
-which the CPU build never has. Each part is a fixed text or single character classes (no backtracking)."""
+which the CPU build never has. Each part is a fixed text or a character class followed by a fixed text, matched
+whole (``fullmatch``) against one line: linear in the line."""
 
 
 def without_chatter(text: str) -> str:

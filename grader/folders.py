@@ -4,8 +4,9 @@ A submission's folder, or what its code left in a run's work folder, can be thou
 folders deep (past Python's recursion limit, which ``shutil.rmtree``, ``shutil.copytree``,
 ``os.walk`` and ``Path.rglob`` hit in Python 3.11, and past ``PATH_MAX``), hold folders
 without permissions, links to anywhere, or tens of thousands of files. The functions here
-keep an explicit list of folders instead of recursing, keep every path they use short,
-and never follow a link.
+keep an explicit list of folders instead of recursing and never follow a link;
+:func:`remove_tree` also keeps every path it uses short, so no depth defeats it, while
+:func:`walk_files` passes over what lies past ``PATH_MAX`` (intake refuses such trees).
 """
 from __future__ import annotations
 

@@ -16,6 +16,7 @@ Files are created with ``O_EXCL | O_NOFOLLOW`` in folders this module made, mode
 """
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import re
@@ -128,8 +129,9 @@ def unpack(source: str | os.PathLike, work_dir: str | os.PathLike, limits: Intak
         with _open_source(source, limits) as entries:
             return _extract(source, entries, work_dir, limits)
     except BaseException:
-        for leftover in [work_dir] if created else list(work_dir.iterdir()):
-            remove_tree(leftover)
+        with contextlib.suppress(OSError):  # what is left goes with the scratch space; the refusal stands
+            for leftover in [work_dir] if created else list(work_dir.iterdir()):
+                remove_tree(leftover)
         raise
 
 

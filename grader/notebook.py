@@ -48,7 +48,6 @@ import math
 import os
 import re
 import shlex
-import shutil
 from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path, PurePosixPath
@@ -60,6 +59,7 @@ from pydantic import BaseModel, ValidationError
 from grader import sandbox
 from grader.discovery import PLACEHOLDERS
 from grader.environment import StudentEnvironment
+from grader.folders import remove_tree
 from grader.limits import RunLimits
 from grader.student_files import (MAX_NOTEBOOK_BYTES, NotebookCell, OverLimit, StudentFileError, TooLarge,
                                   joined_text, read_notebook)
@@ -545,7 +545,7 @@ def _fresh_folder(folder: Path) -> Path:
     if folder.is_symlink() or folder.is_file():
         folder.unlink()
     elif folder.is_dir():
-        shutil.rmtree(folder)
+        remove_tree(folder)
     folder.mkdir()
     return folder
 

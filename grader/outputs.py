@@ -109,7 +109,7 @@ def _decode(source: Path) -> tuple[np.ndarray, int]:
                            f"{MAX_CLIP_SECONDS:.0f} s")
     if info.frames * info.channels > MAX_CLIP_SECONDS * MAX_READ_SAMPLE_RATE:
         raise MediaRefused(f"{source.name} has {info.channels} channels at {info.samplerate} Hz: more samples than "
-                           f"{MAX_CLIP_SECONDS:.0f} s of {MAX_READ_SAMPLE_RATE // 1000} kHz stereo")
+                           f"{MAX_CLIP_SECONDS:.0f} s of {MAX_READ_SAMPLE_RATE // 2000} kHz stereo")
     try:  # never more frames than the header promised, whatever the data holds
         samples, rate = sf.read(str(source), frames=info.frames, dtype="float32", always_2d=True)
     except Exception as error:

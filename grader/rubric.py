@@ -15,7 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from grader.limits import IntakeLimits, RunLimits
-from grader.sandbox import mount_point_problem
+from grader.sandbox import mount_point_problem, mount_target
 from reference import PROJECT_ROOT
 
 DEFAULT_RUBRIC = PROJECT_ROOT / "rubrics" / "audio-generative-models.toml"
@@ -138,9 +138,9 @@ class Rubric(_Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> "Rubric":
-        insides = [mount.inside.strip("/") for mount in self.mounts]
-        if len(set(insides)) != len(insides):
-            raise ValueError(f"two mounts share a place inside: {sorted(insides)}")
+        targets = sorted(mount_target(mount.inside) for mount in self.mounts)  # data, /content/data: one place
+        if any(later.is_relative_to(earlier) for earlier, later in zip(targets, targets[1:])):
+            raise ValueError(f"two mounts share a place inside, or one lies in another: {[str(t) for t in targets]}")
         ids = [item.id for item in self.items]
         duplicates = sorted({i for i in ids if ids.count(i) > 1})
         if duplicates:

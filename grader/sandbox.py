@@ -259,20 +259,19 @@ def run(
     if not environment.ready:
         return RunResult(verdict=Verdict.SANDBOX_UNAVAILABLE, command=argv, sandboxed=BWRAP is not None,
                          message=environment.missing_message(), environment=environment.describe())
+    if BWRAP is None and not allow_unsandboxed:
+        return RunResult(
+            verdict=Verdict.SANDBOX_UNAVAILABLE, command=argv, sandboxed=False,
+            message="bubblewrap (bwrap) is not installed, so student code cannot be isolated: install it "
+            "(Debian/Ubuntu: apt install bubblewrap) or, for code you trust, pass "
+            f"{UNSAFE_FLAG} to run it with resource limits only",
+        )
     try:
         _make_mount_points(workdir, mounts)
     except SandboxSetupError as error:
         return RunResult(verdict=Verdict.SANDBOX_UNAVAILABLE, command=argv, message=str(error),
                          sandboxed=BWRAP is not None, environment=environment.describe())
     disk_base = _disk_use(workdir)
-    if BWRAP is None:
-        if not allow_unsandboxed:
-            return RunResult(
-                verdict=Verdict.SANDBOX_UNAVAILABLE, command=argv, sandboxed=False,
-                message="bubblewrap (bwrap) is not installed, so student code cannot be isolated: install it "
-                "(Debian/Ubuntu: apt install bubblewrap) or, for code you trust, pass "
-                f"{UNSAFE_FLAG} to run it with resource limits only",
-            )
     try:
         if BWRAP is None:
             launch = _Launch.unsandboxed(argv, workdir, limits, env, environment)
@@ -412,13 +411,18 @@ def _make_mount_points(workdir: Path, mounts: Mapping[str, Path]) -> None:
                                             "the mount needs a folder; rename it") from None
                 os.close(fd)
                 fd = child
-            with contextlib.suppress(FileExistsError):
+            try:
                 if BWRAP is None:
                     os.symlink(host, last, dir_fd=fd)
                 elif host.is_dir():
                     os.mkdir(last, 0o755, dir_fd=fd)
                 else:
                     os.close(os.open(last, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644, dir_fd=fd))
+            except FileExistsError:
+                pass
+            except OSError:  # a folder where a file goes, a link in the way...
+                raise SandboxSetupError(f"mount {inside!r}: the submission has a file, folder or link of its own "
+                                        f"there; rename it") from None
             found = stat.S_IFMT(os.stat(last, dir_fd=fd, follow_symlinks=False).st_mode)
             if BWRAP is not None and found != stat.S_IFMT(os.stat(host).st_mode):
                 raise SandboxSetupError(f"mount {inside!r}: the submission has a file, folder or link of its own "
@@ -516,6 +520,13 @@ class _Launch:
 
         try:
             process, started = _popen(argv, workdir, child_env, preexec_fn=limit, start_new_session=True)
+        except subprocess.SubprocessError as error:  # the limits or the filter could not be set in the child
+            shutil.rmtree(home, ignore_errors=True)
+            raise SandboxSetupError(f"the command could not start with its limits and system-call filter ({error}); "
+                                    "this kernel may lack seccomp") from None
+        except OSError as error:
+            shutil.rmtree(home, ignore_errors=True)
+            raise SandboxSetupError(f"cannot run {argv[0]!r}: {error.strerror or error}") from None
         except BaseException:
             shutil.rmtree(home, ignore_errors=True)
             raise

@@ -21,6 +21,7 @@ import ctypes
 import ctypes.util
 import functools
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -29,7 +30,12 @@ from grader.folders import remove_tree
 from grader.limits import RunLimits
 
 PREFIX = "grader-scratch-"
-"""Scratch folders are ``$TMPDIR/grader-scratch-<pid>-<label>-<random>``: the pid tells the sweep whose they are."""
+"""Scratch folders are ``$TMPDIR/grader-scratch-<pid namespace>-<pid>-<label>-<random>``: the namespace and pid tell
+the sweep whose they are (graders in other PID namespaces, containers sharing one ``/tmp``, are left alone)."""
+GRADER_ROOM_BYTES, GRADER_ROOM_INODES = 32 * 2**20, 64
+"""Room a run folder keeps beyond the copy and the run's allowance for what the grader itself writes there before
+the run (the output folder, mount points, a notebook prepared for the run: at most 20 MB), so that none of it is
+taken from the student's ``disk_bytes`` and ``disk_inodes``."""
 
 _MS_NOSUID, _MS_NODEV, _MS_REMOUNT, _MNT_DETACH = 2, 4, 32, 2
 _PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -43,7 +49,7 @@ class Scratch:
 
     def __init__(self, label: str):
         _sweep_once(Path(tempfile.gettempdir()))
-        self.path = Path(tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-{label[:40]}-"))
+        self.path = Path(tempfile.mkdtemp(prefix=f"{PREFIX}{_pid_namespace()}-{os.getpid()}-{label[:40]}-"))
         self.mounts: list[Path] = []
 
     def run_folder(self, name: str, copy_of: Path, limits: RunLimits) -> Path:
@@ -55,15 +61,15 @@ class Scratch:
         folder = self.path / name
         folder.mkdir(mode=0o700)
         used_bytes, entries = _usage(copy_of)
-        mounted = os.geteuid() == 0 and _mount_tmpfs(folder, used_bytes + limits.disk_bytes,
-                                                     entries + limits.disk_inodes)
+        mounted = os.geteuid() == 0 and _mount_tmpfs(folder, used_bytes + limits.disk_bytes + GRADER_ROOM_BYTES,
+                                                     entries + limits.disk_inodes + GRADER_ROOM_INODES)
         if mounted:
             self.mounts.append(folder)
         shutil.copytree(copy_of, folder, symlinks=True, dirs_exist_ok=True)  # intake bounds the copy's depth
-        if mounted:  # exactly the copy's own use plus the run's allowance
+        if mounted:  # exactly the copy's own use, the run's allowance and the grader's room
             state = os.statvfs(folder)
-            _remount_tmpfs(folder, (state.f_blocks - state.f_bfree) * state.f_frsize + limits.disk_bytes,
-                           state.f_files - state.f_ffree + limits.disk_inodes)
+            _remount_tmpfs(folder, (state.f_blocks - state.f_bfree) * state.f_frsize + limits.disk_bytes
+                           + GRADER_ROOM_BYTES, state.f_files - state.f_ffree + limits.disk_inodes + GRADER_ROOM_INODES)
         return folder
 
     def close(self) -> str | None:
@@ -150,14 +156,23 @@ def _sweep_once(temporary: Path) -> None:
 
 
 def _owner_alive(name: str) -> bool:
-    pid = name[len(PREFIX):].split("-", 1)[0]
-    return not pid.isdigit() or Path(f"/proc/{pid}").exists()
+    """Whether the grader that made the scratch folder ``name`` may still run (when in doubt: yes)."""
+    namespace, pid, *_ = name[len(PREFIX):].split("-") + ["", ""]
+    if namespace != str(_pid_namespace()) or not pid.isdigit():
+        return True  # another PID namespace's, or not ours to judge
+    return Path(f"/proc/{pid}").exists()
+
+
+@functools.cache
+def _pid_namespace() -> int:
+    """This process's PID namespace (its inode number): pids mean something only within one."""
+    return os.stat("/proc/self/ns/pid").st_ino
 
 
 def _mount_points() -> list[Path]:
     """Mount points of this mount namespace, deepest first (``/proc/self/mountinfo``, octal escapes decoded)."""
     points = []
-    for line in Path("/proc/self/mountinfo").read_text().splitlines():
-        field = line.split(" ")[4]
-        points.append(Path(field.encode().decode("unicode_escape")))
+    for line in Path("/proc/self/mountinfo").read_bytes().splitlines():
+        field = re.sub(rb"\\([0-7]{3})", lambda escape: bytes([int(escape[1], 8)]), line.split(b" ")[4])
+        points.append(Path(os.fsdecode(field)))
     return sorted(points, key=lambda point: len(point.parts), reverse=True)

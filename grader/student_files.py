@@ -192,7 +192,7 @@ def read_toml(path: str | os.PathLike, max_bytes: int, what: str = "a file") -> 
         text = read_bytes(path, max_bytes, what).decode("utf-8")
     except UnicodeDecodeError:
         raise StudentFileError(name, "is not UTF-8 text (save it as UTF-8)") from None
-    if max((line.count(".") for line in text.splitlines()), default=0) > MAX_TOML_DOTS:
+    if max((line.count(".") for line in text.split("\n")), default=0) > MAX_TOML_DOTS:  # TOML's own line ends
         raise OverLimit(name, f"has a line of more than {MAX_TOML_DOTS} dots (no key needs that many parts)")
     try:
         return tomllib.loads(text)

@@ -22,7 +22,7 @@ from grader.checks.static import CodeUnit, code_units, find_evidence
 from grader.discovery import MANIFEST, discover
 from grader.notebook import NotebookError, load_notebook
 from grader.student_files import (MAX_JSON_VALUES, MAX_PARSE_BYTES, OverLimit, StudentFileError, parse_json,
-                                  read_bytes, read_notebook)
+                                  read_bytes, read_notebook, read_toml)
 
 SECONDS = 2.0
 MEMORY = 256 * 2**20
@@ -258,3 +258,14 @@ def test_a_hostile_audio_header_is_judged_quickly(tmp_path, chunks):
     (tmp_path / "clip.wav").write_bytes(b"RIFF" + struct.pack("<I", len(body)) + body)
     report = bounded(validity, tmp_path / "clip.wav")
     assert report.problems and (report.seconds is None or report.seconds <= 1.0)
+
+
+def test_toml_dots_are_counted_on_tomls_own_lines(tmp_path):
+    """str.splitlines() also breaks at U+2028 and other separators that TOML allows inside a quoted key part:
+    counted that way, 4,000 dotted parts hid behind pieces of fewer than 256 dots (16 kB took tomllib 0.5 s,
+    quadratic in the parts)."""
+    key = ".".join(["a"] * 200 + ['"\u2028"'])
+    path = tmp_path / "answers.toml"
+    path.write_text(".".join([key] * 20) + ' = "x"\n', encoding="utf-8")
+    with pytest.raises(OverLimit, match="dots"):
+        read_toml(path, 128_000, "an answers file")

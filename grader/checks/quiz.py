@@ -166,6 +166,8 @@ def read_answers(path: str | Path, quiz: Quiz | None = None) -> dict[str, str]:
     except StudentFileError as error:
         raise AnswersError(f"{path.name}: cannot be read (it {error.problem}). Start from the template that "
                            f"`grade kit` writes: a [quiz] table with lines like q1 = \"MFCC\".") from None
+    except OSError as error:
+        raise AnswersError(f"{path.name}: cannot be read ({error.strerror or error}).") from None
     if not answers and suffix == ".ipynb":
         raise NoAnswers(f"{path.name}: no answers found in its markdown. Under each question write **Answer:** "
                         f"and your choice, or hand in answers.toml: a [quiz] table with lines like q1 = \"MFCC\".")
