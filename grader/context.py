@@ -19,7 +19,7 @@ from grader.heldout import HeldoutSet
 from grader.intake import Submission
 from grader.environment import StudentEnvironment
 from grader.imports import install_finding, missing_module, missing_package_finding
-from grader.notebook import NotebookError, NotebookRun, run_notebook_entry
+from grader.notebook import NotebookError, NotebookRun, merged_parameters, run_notebook
 from grader.results import HandedInSample, ListenClip, RunEntry
 from grader.rubric import Item, Rubric
 from grader.scratch import Scratch
@@ -126,7 +126,7 @@ class CheckContext:
         ``parameters`` are the contract's integer placeholders the role uses (``num``, ``seed``);
         ``{mel_dir}`` is the held-out log-mels, mounted read-only, when reconstructing, and
         ``{out_dir}`` the run's output folder. Every placeholder a role does not use is None. A notebook
-        that serves both roles runs once for both (:func:`grader.notebook.run_notebook_entry`).
+        that serves both roles runs once for both (:func:`grader.notebook.merged_parameters`).
         """
         if role in self._entries:
             return self._entries[role]
@@ -155,10 +155,10 @@ class CheckContext:
                   "sample": {**self._sample_parameters(), **(parameters if role == "sample" else {}), "out_dir": out}}
         workdir = self.fresh_workdir(role, item)
         try:
-            run = run_notebook_entry(notebook, workdir, {r: values[r] for r in roles},
-                                     {"mels": self.heldout.mel_dir} if "reconstruct" in roles else {},
-                                     self.rubric.run_limits(item), allow_unsandboxed=self.allow_unsandboxed,
-                                     environment=self.environment, mounts=self.mounts)
+            run = run_notebook(notebook, workdir, merged_parameters({r: values[r] for r in roles}),
+                               {"mels": self.heldout.mel_dir} if "reconstruct" in roles else {},
+                               self.rubric.run_limits(item), allow_unsandboxed=self.allow_unsandboxed,
+                               environment=self.environment, mounts=self.mounts)
         except NotebookError as error:
             entry = EntryRun(False, str(error), None)
         else:

@@ -12,7 +12,7 @@ each cell's text output are read back from it.
 Notebooks as students write them (Jupyter or Colab):
 
 - **Training inside the notebook: one run, its own budget.** A notebook entry runs
-  *once* per submission, for every mode it serves (:func:`run_notebook_entry`): with
+  *once* per submission, for every mode it serves (:func:`merged_parameters`): with
   ``mel_dir``, ``num``, ``seed`` and ``out_dir`` all set when it serves both
   ``reconstruct`` and ``sample``, each mode's placeholders only (the others None) when
   it serves one. Both modes write into the one ``out_dir``: reconstructions as
@@ -426,31 +426,17 @@ def inject_parameters(notebook: nbformat.NotebookNode, parameters: Mapping[str, 
 
 # --------------------------------------------------------------------------- running
 
-def run_notebook_entry(
-    notebook: str,
-    workdir: str | os.PathLike,
-    roles: Mapping[str, Mapping[str, Any]],
-    inputs: Mapping[str, str | os.PathLike] | None = None,
-    limits: RunLimits | None = None,
-    *,
-    allow_unsandboxed: bool = False,
-    environment: StudentEnvironment | None = None,
-    mounts: Mapping[str, str | os.PathLike] | None = None,
-) -> NotebookRun:
-    """Run the notebook entry ``notebook`` once for every mode in ``roles`` (the policy in the module's notes).
+def merged_parameters(roles: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """The one set of placeholders a notebook entry runs with for every mode in ``roles`` (the policy in the
+    module's notes): what each mode sets, the rest None.
 
     Args:
-        notebook: the notebook's path relative to ``workdir`` (as discovery found it).
-        workdir: a fresh copy of the submission for this run.
         roles: each mode the notebook serves (``reconstruct``, ``sample``) with its placeholders,
             e.g. ``{"reconstruct": {"mel_dir": "{mels}", "out_dir": "{workdir}/_grader_out"},
-            "sample": {"num": 4, "seed": 0, "out_dir": "{workdir}/_grader_out"}}``. They are merged:
-            every contract placeholder no mode sets is None, and two modes may not give one
-            placeholder different values (both write into one ``out_dir``).
-        inputs, limits, allow_unsandboxed, environment, mounts: as in :func:`run_notebook`.
+            "sample": {"num": 4, "seed": 0, "out_dir": "{workdir}/_grader_out"}}``. Two modes may not
+            give one placeholder different values (both write into one ``out_dir``).
 
     Raises:
-        NotebookError: the notebook is missing or malformed (nothing was run).
         ValueError: no mode, an unknown mode, or two values for one placeholder.
     """
     unknown = sorted(set(roles) - set(PLACEHOLDERS))
@@ -465,8 +451,7 @@ def run_notebook_entry(
                 raise ValueError(f"{name} is {parameters[name]!r} for one mode and {value!r} for {role}: "
                                  f"a notebook runs once, with one value each")
             parameters[name] = value
-    return run_notebook(notebook, workdir, parameters, inputs, limits, allow_unsandboxed=allow_unsandboxed,
-                        environment=environment, mounts=mounts)
+    return parameters
 
 
 def run_notebook(

@@ -16,7 +16,7 @@ import pytest
 
 from grader import sandbox
 from grader.limits import RunLimits
-from grader.notebook import INJECTED_TAG, run_notebook_entry
+from grader.notebook import INJECTED_TAG, merged_parameters, run_notebook
 from grader.sandbox import SITE_FOLDER
 
 LIMITS = RunLimits(cell_seconds=60, notebook_seconds=120, memory_bytes=3 * 2**30)
@@ -88,9 +88,9 @@ def colab_run(tmp_path_factory):
     (workdir / "vae.ipynb").write_text(json.dumps(COLAB_NOTEBOOK))
     (workdir / "notes.txt").write_text("handed in with the notebook")
     out = "{workdir}/out"
-    ran = run_notebook_entry("vae.ipynb", workdir, {"reconstruct": {"mel_dir": "{mels}", "out_dir": out},
-                                                    "sample": {"num": 2, "seed": 0, "out_dir": out}},
-                             inputs={"mels": mels}, limits=LIMITS)
+    ran = run_notebook("vae.ipynb", workdir, merged_parameters({"reconstruct": {"mel_dir": "{mels}", "out_dir": out},
+                                                                "sample": {"num": 2, "seed": 0, "out_dir": out}}),
+                       inputs={"mels": mels}, limits=LIMITS)
     return workdir, ran
 
 
@@ -207,7 +207,7 @@ def test_a_keras_vae_notebook_trains_once_for_both_modes_and_uses_weights_handed
         if runs:  # the weights the first run saved, handed in
             (workdir / "checkpoints").mkdir()
             (tmp_path / "trains" / "checkpoints" / "vae.weights.h5").rename(workdir / "checkpoints" / "vae.weights.h5")
-        runs.append(run_notebook_entry("vae.ipynb", workdir, roles, inputs={"mels": mels}, limits=LIMITS))
+        runs.append(run_notebook("vae.ipynb", workdir, merged_parameters(roles), inputs={"mels": mels}, limits=LIMITS))
         assert runs[-1].ok, (runs[-1].error, runs[-1].traceback)
         assert sorted(path.name for path in (workdir / "out").iterdir()) == ["0.wav", "1.wav", "clip.wav"]
     trained, loaded = runs

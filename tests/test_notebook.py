@@ -10,7 +10,7 @@ import pytest
 from grader import sandbox
 from grader.limits import RunLimits
 from grader.notebook import (GRACE_SECONDS, INJECTED_TAG, TRACEBACK_CHARS, NotebookError, blank_installs,
-                             inject_parameters, install_command, run_notebook, run_notebook_entry)
+                             inject_parameters, install_command, merged_parameters, run_notebook)
 from reference import PROJECT_ROOT
 
 LIMITS = RunLimits(wall_seconds=60, cell_seconds=30, memory_bytes=2 * 2**30)
@@ -247,8 +247,8 @@ def test_package_installs_are_blanked_keeping_the_cell_valid_python():
     assert install_command("git clone repo") is None
 
 
-def test_a_notebook_serving_both_modes_gets_one_value_for_each_placeholder(tmp_path):
+def test_a_notebook_serving_both_modes_gets_one_value_for_each_placeholder():
     with pytest.raises(ValueError, match="out_dir is 'a' for one mode and 'b' for sample"):
-        run_notebook_entry("model.ipynb", tmp_path, {"reconstruct": {"out_dir": "a"}, "sample": {"out_dir": "b"}})
+        merged_parameters({"reconstruct": {"out_dir": "a"}, "sample": {"out_dir": "b"}})
     with pytest.raises(ValueError, match="roles must be some of reconstruct, sample"):
-        run_notebook_entry("model.ipynb", tmp_path, {"train": {}})
+        merged_parameters({"train": {}})
