@@ -29,6 +29,7 @@ cannot backtrack (possessive quantifiers; each pattern says why it is linear).
 from __future__ import annotations
 
 import ast
+import functools
 import json
 import os
 import re
@@ -277,7 +278,10 @@ def read_notebook(path: str | os.PathLike, *, max_bytes: int = MAX_NOTEBOOK_BYTE
     """The cells of the nbformat 4 notebook ``path``, read as bounded JSON (:func:`parse_json`).
 
     Only each cell's type, source and metadata are kept, and a code cell's outputs with
-    ``outputs`` (reading a run's results); nothing else of the file is checked.
+    ``outputs`` (reading a run's results); nothing else of the file is checked. Without
+    ``outputs``, the cells of the last few files read are kept by the file's identity (device,
+    inode, size, modification time): discovery, the quiz and static evidence read one notebook
+    once between them.
 
     Raises:
         OverLimit: over ``max_bytes`` (:class:`TooLarge`), or more JSON values than :func:`parse_json` reads.
@@ -285,6 +289,24 @@ def read_notebook(path: str | os.PathLike, *, max_bytes: int = MAX_NOTEBOOK_BYTE
             without a known type and a text source.
         OSError: missing or unreadable.
     """
+    if not outputs:
+        try:
+            state = os.stat(path, follow_symlinks=False)
+        except OSError:
+            state = None
+        if state is not None and stat.S_ISREG(state.st_mode):
+            identity = (os.fspath(path), state.st_dev, state.st_ino, state.st_size, state.st_mtime_ns)
+            return list(_source_cells(identity, max_bytes))
+    return _read_cells(path, max_bytes, outputs)
+
+
+@functools.lru_cache(maxsize=8)
+def _source_cells(identity: tuple, max_bytes: int) -> tuple[NotebookCell, ...]:
+    """:func:`read_notebook` without outputs, kept by the file's identity (``(path, device, inode, size, mtime)``)."""
+    return tuple(_read_cells(identity[0], max_bytes, outputs=False))
+
+
+def _read_cells(path: str | os.PathLike, max_bytes: int, outputs: bool) -> list[NotebookCell]:
     name = Path(path).name
     document = read_json(path, max_bytes, "a notebook")
     cells = document.get("cells") if isinstance(document, dict) else None
