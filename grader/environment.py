@@ -40,6 +40,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from packaging.utils import canonicalize_name
+
 from reference import PROJECT_ROOT
 
 if TYPE_CHECKING:
@@ -243,7 +245,7 @@ class StudentEnvironment:
 
     def describe(self) -> str:
         """One line for a run's record: ``course 1a2b3c4d5e6f: torch 2.13.0+cpu, tensorflow 2.21.0, librosa 0.11.0``."""
-        versions = {re.sub(r"[-_.]+", "-", name).lower(): version for name, version in self._versions}
+        versions = {canonicalize_name(name): version for name, version in self._versions}
         if not versions:
             return f"{self.name} {self.digest[:12]} (not built)"
         named = [f"{label} {versions[dist]}" for label, dists in _REPORTED for dist in dists if dist in versions]

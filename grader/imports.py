@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from typing import Protocol
 
+from packaging.utils import canonicalize_name
+
 _TAIL_CHARS = 20_000
 """Only the end of a run's output is searched: that is where Python prints the error that ended it."""
 _MISSING = re.compile(r"(?:ModuleNotFoundError: No module named|ImportError: No module named) '?([\w.]++)")
@@ -72,5 +74,5 @@ def install_finding(cell: int, line: str, packages: list[str], environment: Envi
 def _provides(environment: Environment, package: str) -> bool:
     """Whether ``environment`` has the distribution ``package`` or its CPU build (``tensorflow-cpu`` for
     ``tensorflow``), names compared as pip does."""
-    normal = re.sub(r"[-_.]+", "-", package).lower()
-    return any(re.sub(r"[-_.]+", "-", name).lower() in (normal, f"{normal}-cpu") for name in environment.versions())
+    normal = canonicalize_name(package)
+    return any(canonicalize_name(name) in (normal, f"{normal}-cpu") for name in environment.versions())
