@@ -8,6 +8,8 @@ PYTHON_FOR_VENV ?= $(shell test -x /usr/bin/python3 && echo /usr/bin/python3 || 
 VENV := .venv
 PY := $(VENV)/bin/python
 DATA := data/embedded
+SHARED_DATA ?= ../shared/data
+MAGNITUDE_STEPS := 9604
 export NUMBA_CACHE_DIR := $(CURDIR)/.cache/numba
 
 DEBIAN_PACKAGES := bubblewrap espeak-ng fluidsynth fluid-soundfont-gm sox libsndfile1 chromium
@@ -58,9 +60,11 @@ demo: setup data examples  ## set up, build the examples, grade them all, print 
 test: setup data  ## the test suite (under 10 minutes on 2 cores)
 	$(PY) -m pytest -q
 
-reference: setup data  ## retrain the committed checkpoints (reference/checkpoints) on the embedded data: CPU, about 36 min
+reference: setup data  ## retrain the committed checkpoints (reference/checkpoints): CPU, about 90 min; the magnitude vocoder also reads FSDD ($(SHARED_DATA)/fsdd)
 	$(PY) -m reference train wavenet --data $(DATA) --out reference/checkpoints --minutes 30 --seed 0 --validate-every 50 --checkpoint-every 100 --no-progress
 	$(PY) -m reference train vae --data $(DATA) --out reference/checkpoints --minutes 5 --seed 0 --validate-every 500 --no-progress
+	$(PY) -m reference data real --in $(SHARED_DATA)/fsdd --out .cache/fsdd-speakers --per-speaker 150
+	$(PY) -m reference train magnitude --data $(DATA) .cache/fsdd-speakers --out reference/checkpoints --steps $(MAGNITUDE_STEPS) --batch-size 32 --segment 64 --lr 1e-3 --ema 0.999 --seed 0 --validate-every 250 --checkpoint-every 250 --no-progress
 
 bench: setup data examples  ## every benchmark in bench/, each printing ratios against its own baseline
 	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done

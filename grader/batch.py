@@ -5,6 +5,9 @@ worker processes (or on a dask cluster, :mod:`grader.cluster`), with a progress 
   is compared with the result already in ``OUT/results``; an equal key reuses it, so a
   batch stopped by Ctrl-C or ``kill -9`` grades only what is missing when started
   again, and an unchanged class is not graded twice. ``force`` regrades everything.
+- Runs: a submission regraded because the scoring changed (a metric, the rubric) takes its
+  runs of student code from ``OUT/runs`` (:mod:`grader.run_cache`) instead of running them
+  again; ``force`` runs them again.
 - Results are written one by one as each submission finishes, atomically, by the
   process that graded it; this module keeps only a one-line :class:`BatchEntry` per
   submission, and at most ``jobs`` submissions are in flight, so memory stays flat
@@ -154,11 +157,14 @@ def grade_all(sources: list[Path], setup: GradingSetup, jobs: int = 1, *, force:
     Args:
         sources: zips or folders; several of one student are graded as its attempts (:func:`plan`).
         jobs: submissions graded at once in local worker processes (ignored with ``scheduler``).
-        force: regrade even where an earlier result could be reused.
+        force: regrade even where an earlier result could be reused, and run student code again even where an
+            identical earlier run is kept (:mod:`grader.run_cache`).
         scheduler: a dask.distributed scheduler's address; grading happens on its workers.
         show_progress: draw the progress bar (on standard error).
     """
     reused, pending = plan(sources, setup, force)
+    if force:
+        setup = dataclasses.replace(setup, reuse_runs=False)
     if scheduler is None and jobs > 1 and setup.cores is None:
         setup = dataclasses.replace(setup, cores=cores_per_job(jobs))
     graded: list[BatchEntry] = []

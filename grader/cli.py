@@ -1,6 +1,6 @@
 """`grade ...`: the grader's command line (thin: parses, calls the pipeline, prints).
 
-    grade SUBMISSION... [--rubric FILE] [--heldout DIR] [--out DIR] [--jobs N] [--force]
+    grade SUBMISSION... [--rubric FILE] [--heldout DIR] [--train DIR] [--out DIR] [--jobs N] [--force]
                         [--scheduler tcp://HOST:PORT]
     grade check PATH            a student's self-check: visible items, public clips
     grade kit --out DIR         the student kit
@@ -37,8 +37,14 @@ def _common(parser: argparse.ArgumentParser, jobs_help: str = "processes (defaul
     from grader.rubric import DEFAULT_RUBRIC
 
     parser.add_argument("--rubric", type=Path, default=DEFAULT_RUBRIC, help="rubric TOML (default: the bundled one)")
-    parser.add_argument("--heldout", type=Path, default=DEFAULT_DATA,
-                        help="data set folder whose held-out split is graded on (default: the embedded data set)")
+    parser.add_argument("--heldout", type=Path, default=DEFAULT_DATA, metavar="DIR",
+                        help="the clips graded on: a folder of audio files (WAV, FLAC or OGG; any names, rate and "
+                        "channels; clips of 1 to 60 s), or a data set folder with a manifest.csv, whose heldout "
+                        "split is graded on (default: the embedded data set)")
+    parser.add_argument("--train", type=Path, default=None, metavar="DIR",
+                        help="the clips the mfcc check reads and the training clips generated samples must not copy: "
+                        "a data set folder or a folder of audio files (default: the --heldout data set, or the "
+                        "embedded data set when --heldout is a folder of audio files)")
     parser.add_argument("--jobs", type=int, default=jobs_default, help=jobs_help)
 
 
@@ -51,9 +57,10 @@ def grade_main(argv: list[str]) -> int:
     parser.add_argument("--unsafe-no-sandbox", action="store_true",
                         help="run student code without bubblewrap, with resource limits only (trusted code only)")
     parser.add_argument("--force", action="store_true",
-                        help="grade every submission again, even those whose result in OUT is up to date (by "
-                        "default a result is reused while the submission, rubric, held-out set and grader "
-                        "are unchanged, so an interrupted batch resumes where it stopped)")
+                        help="grade every submission again, even those whose result in OUT is up to date, and run "
+                        "student code again (by default a result is reused while the submission, rubric, held-out "
+                        "set and grader are unchanged, so an interrupted batch resumes where it stopped; and a "
+                        "submission regraded for a change of the scoring takes its runs from OUT/runs)")
     parser.add_argument("--scheduler", metavar="tcp://HOST:PORT",
                         help="grade on the workers of this dask.distributed scheduler instead of local processes; "
                         "workers need the project (make setup) and the data folder at the same paths as here")
@@ -93,7 +100,7 @@ def check_main(argv: list[str]) -> int:
     from grader.heldout import DEFAULT_DATA
     from grader.rubric import DEFAULT_RUBRIC
 
-    args.heldout, args.jobs = args.data or DEFAULT_DATA, 1
+    args.heldout, args.train, args.jobs = args.data or DEFAULT_DATA, None, 1
     args.rubric = args.rubric or DEFAULT_RUBRIC
     setup = _setup(args, args.out, student_mode=True, allow_unsandboxed=True, split="test")
     if setup is None:
@@ -129,12 +136,28 @@ def baseline_main(argv: list[str]) -> int:
                                      "(reference solution, untrained floor, Griffin-Lim) on the held-out set.")
     _common(parser)
     args = parser.parse_args(argv)
-    from grader.heldout import load_heldout
+    from grader.heldout import HeldoutError, load_heldout
     from grader.scoring import load_baseline
 
-    baseline = load_baseline(load_heldout(args.heldout), jobs=max(1, args.jobs))
+    try:
+        heldout = load_heldout(args.heldout, train_dir=args.train)
+    except HeldoutError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    baseline = load_baseline(heldout, jobs=max(1, args.jobs))
     for source, means in baseline.means.items():
         print(f"{source:<12} " + "  ".join(f"{m} {v:.3f}" for m, v in means.items() if v is not None))
+    from grader.bars import QUALITY_CHECKS, BarsError, check_bars
+    from grader.rubric import RubricError, load_rubric
+
+    try:
+        rubric = load_rubric(args.rubric)
+        bars = check_bars([item for item in rubric.items if item.check in QUALITY_CHECKS], baseline.means)
+    except (RubricError, BarsError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    for item_id, item_bars in bars.items():
+        print(f"{item_id}: {item_bars.summary()}")
     return 0
 
 
@@ -240,6 +263,7 @@ def env_main(argv: list[str]) -> int:
 
 
 def _setup(args, out_dir: Path, *, student_mode: bool, allow_unsandboxed: bool, split: str = "heldout"):
+    from grader.bars import BarsError
     from grader.environment import StudentEnvironmentError, for_rubric
     from grader.heldout import HeldoutError, load_heldout
     from grader.mounts import MountError, check_mounts
@@ -250,7 +274,7 @@ def _setup(args, out_dir: Path, *, student_mode: bool, allow_unsandboxed: bool, 
 
     try:
         rubric = load_rubric(args.rubric)
-        heldout = load_heldout(args.heldout, split=split)
+        heldout = load_heldout(args.heldout, split=split, train_dir=args.train)
         environment = for_rubric(rubric)
         notes = check_mounts(rubric.mount_paths(), heldout)
     except (RubricError, HeldoutError, StudentEnvironmentError, MountError) as error:
@@ -269,9 +293,15 @@ def _setup(args, out_dir: Path, *, student_mode: bool, allow_unsandboxed: bool, 
     if problem:
         print(f"note: running WITHOUT a sandbox (resource limits only): {problem}", file=sys.stderr)
     out_dir.mkdir(parents=True, exist_ok=True)
-    return GradingSetup(rubric=rubric, heldout=heldout, load_baseline=functools.partial(load_baseline, heldout),
-                        out_dir=out_dir.resolve(), student_mode=student_mode, allow_unsandboxed=allow_unsandboxed,
-                        environment=environment)
+    setup = GradingSetup(rubric=rubric, heldout=heldout, load_baseline=functools.partial(load_baseline, heldout),
+                         out_dir=out_dir.resolve(), student_mode=student_mode, allow_unsandboxed=allow_unsandboxed,
+                         environment=environment)
+    try:
+        setup.check_bars()
+    except BarsError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return None
+    return setup
 
 
 def _summary(entries, out_dir: Path) -> None:

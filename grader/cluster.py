@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Callable
 
 from grader.batch import BatchEntry, Pending, record_failure
-from grader.cache import code_digest
+from grader.cache import build_digest
 from grader.environment import StudentEnvironment
 from grader.folders import walk_files
 from grader.pipeline import MEDIA_FOLDER, RESULTS_FOLDER, GradingSetup, grade_submission
@@ -49,7 +49,7 @@ def grade_on_cluster(pending: list[Pending], setup: GradingSetup, address: str,
 
     setup = dataclasses.replace(setup, cores=1)
     setup.load_baseline()  # on a worker sharing this machine's cache, read from it
-    build = code_digest(), setup.environment.digest
+    build = build_digest(), setup.environment.digest
     with Client(address, timeout=CONNECT_TIMEOUT_SECONDS) as client:
         window = max(2, 2 * sum(client.nthreads().values()))
         queue = iter(pending)
@@ -102,7 +102,7 @@ def grade_on_worker(name: str, packed: bytes | dict[str, bytes], key: str, sid: 
                     build: tuple[str, str]) -> tuple[str, dict[str, bytes]]:
     """On a worker: grade the submission ``name`` from its bytes; return the result's JSON and its media files.
 
-    ``build``: the client's grader build (:func:`code_digest`) and student environment digest.
+    ``build``: the client's grader build (:func:`build_digest`) and student environment digest.
 
     Media files are keyed by their path relative to the output folder (``media/<id>/...``).
     """
@@ -121,8 +121,8 @@ def grade_on_worker(name: str, packed: bytes | dict[str, bytes], key: str, sid: 
 def _check_fit(setup: GradingSetup, build: tuple[str, str]) -> None:
     here = socket.gethostname()
     code, environment_digest = build
-    if code_digest() != code:
-        raise WorkerUnfit(f"worker {here} runs grader {code_digest()}, the client {code}: install the same "
+    if build_digest() != code:
+        raise WorkerUnfit(f"worker {here} runs grader {build_digest()}, the client {code}: install the same "
                           "version of the project on every worker")
     environment = StudentEnvironment.of(setup.environment.requirements, setup.environment.legacy_keras)
     if environment.digest != environment_digest:

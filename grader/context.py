@@ -2,9 +2,11 @@
 
 Every rubric item's check is a module of ``grader/checks/`` with one function,
 ``check(ctx: CheckContext, item: Item) -> Outcome``. Student code runs only through
-:meth:`CheckContext.run_entry`, which gives every run a fresh copy of the submission
-(so one run cannot leave anything for the next), mounts only the inputs asked for,
-and records the verdict for the report.
+:meth:`CheckContext.run_command` and :meth:`CheckContext.entry_once`, on a fresh copy of
+the submission (so one run cannot leave anything for the next), with only the inputs asked
+for mounted; each records the verdict for the report. Both look in the run cache first
+(:mod:`grader.run_cache`): an identical earlier run stands for the run, its output files put
+where the run would have written them, and student code does not run again.
 """
 from __future__ import annotations
 
@@ -19,9 +21,11 @@ from grader.heldout import HeldoutSet
 from grader.intake import Submission
 from grader.environment import StudentEnvironment
 from grader.imports import install_finding, missing_module, missing_package_finding
+from grader.limits import RunLimits
 from grader.notebook import NotebookError, NotebookRun, merged_parameters, run_notebook
 from grader.results import HandedInSample, ListenClip, RunEntry
 from grader.rubric import Item, Rubric
+from grader.run_cache import CachedRun, RunCache, restore, run_key
 from grader.scratch import Scratch
 from grader.scoring import Baseline
 
@@ -71,6 +75,8 @@ class CheckContext:
     """The environment student code runs with (None: the sandbox's default, the bundled course environment)."""
     mounts: dict[str, Path] = field(default_factory=dict)
     """The rubric's course data: ``{path as students write it: instructor folder}``, read-only in every run."""
+    run_cache: RunCache | None = None
+    """Where identical earlier runs are looked up and new ones kept; None: every run runs."""
     runs: list[RunEntry] = field(default_factory=list)
     listen: list[ListenClip] = field(default_factory=list)
     samples: list[HandedInSample] = field(default_factory=list)
@@ -79,6 +85,8 @@ class CheckContext:
     memo: dict[str, Any] = field(default_factory=dict)
     """What several checks would compute alike from the submission, computed once (keyed by name)."""
     _entries: dict[str, EntryRun] = field(default_factory=dict)
+    _withheld: tuple[str, ...] = ()
+    """Files left out of every fresh work folder while :meth:`entry_without_checkpoints` runs."""
 
     @functools.cached_property
     def baseline(self) -> Baseline:
@@ -89,6 +97,8 @@ class CheckContext:
         by the item's ``disk_bytes`` and ``disk_inodes`` (:meth:`Scratch.run_folder`)."""
         workdir = self.scratch.run_folder(f"run-{len(self.runs) + 1:02d}-{name}", self.submission.work_dir,
                                           self.rubric.run_limits(item))
+        for withheld in self._withheld:
+            (workdir / withheld).unlink(missing_ok=True)
         (workdir / OUTPUT_FOLDER).mkdir()
         return workdir
 
@@ -99,14 +109,35 @@ class CheckContext:
     def run_command(self, item: Item, purpose: str, command: str, workdir: Path,
                     inputs: dict[str, Path]) -> sandbox.RunResult:
         """Run ``command`` in the sandbox under ``item``'s limits, with the course environment and mounts, and
-        record it."""
-        result = sandbox.run(command, workdir, inputs, self.rubric.run_limits(item),
-                             allow_unsandboxed=self.allow_unsandboxed, environment=self.environment,
-                             mounts=self.mounts)
-        self._record(item, purpose, result)
+        record it; its outputs are the files of ``workdir/_grader_out``. An identical earlier run stands for it
+        (see the module's notes)."""
+        limits = self.rubric.run_limits(item)
+        key, cached = self._cached_run(command, workdir, inputs, limits)
+        result = cached.result if cached is not None else sandbox.run(
+            command, workdir, inputs, limits, allow_unsandboxed=self.allow_unsandboxed, environment=self.environment,
+            mounts=self.mounts)
+        self._record(item, purpose, result, reused=cached is not None)
+        if key is not None and cached is None:
+            self.run_cache.store(key, result, None, workdir / OUTPUT_FOLDER, limits)
         return result
 
-    def _record(self, item: Item, purpose: str, result: sandbox.RunResult, notebook: NotebookRun | None = None) -> None:
+    def _cached_run(self, what, workdir: Path, inputs: dict[str, Path],
+                    limits: RunLimits) -> tuple[str | None, CachedRun | None]:
+        """The run cache's key for running ``what`` (a command, or a notebook and its parameters) in ``workdir``,
+        and the earlier run under it, whose outputs are then written into ``workdir/_grader_out``; (None, None)
+        without a run cache."""
+        if self.run_cache is None:
+            return None, None
+        key = run_key(what, workdir, inputs, limits, environment=self.environment, mounts=self.mounts,
+                      allow_unsandboxed=self.allow_unsandboxed)
+        cached = self.run_cache.load(key)
+        if cached is not None:
+            (workdir / OUTPUT_FOLDER).mkdir(exist_ok=True)
+            restore(cached, workdir / OUTPUT_FOLDER)
+        return key, cached
+
+    def _record(self, item: Item, purpose: str, result: sandbox.RunResult, notebook: NotebookRun | None = None,
+                reused: bool = False) -> None:
         """Keep a run for the report, with what its output says of packages the course environment lacks."""
         findings = []
         failed = not result.ok or (notebook is not None and notebook.error is not None)
@@ -118,7 +149,7 @@ class CheckContext:
         for install in notebook.installs if notebook is not None else ():
             findings.append(install_finding(install.cell, install.line, install.packages, self.environment))
         self.runs.append(RunEntry(item_id=item.id, purpose=purpose, result=result, notebook=notebook,
-                                  findings=findings))
+                                  findings=findings, reused=reused))
 
     def entry_once(self, role: str, item: Item, parameters: dict[str, int]) -> EntryRun:
         """Run the ``reconstruct`` or ``sample`` entry once per submission; later calls reuse the run.
@@ -154,18 +185,45 @@ class CheckContext:
         values = {"reconstruct": {"mel_dir": "{mels}", "out_dir": out},
                   "sample": {**self._sample_parameters(), **(parameters if role == "sample" else {}), "out_dir": out}}
         workdir = self.fresh_workdir(role, item)
+        merged = merged_parameters({r: values[r] for r in roles})
+        inputs = {"mels": self.heldout.mel_dir} if "reconstruct" in roles else {}
+        limits = self.rubric.run_limits(item)
+        key, cached = self._cached_run({"notebook": notebook, "parameters": merged}, workdir, inputs, limits)
         try:
-            run = run_notebook(notebook, workdir, merged_parameters({r: values[r] for r in roles}),
-                               {"mels": self.heldout.mel_dir} if "reconstruct" in roles else {},
-                               self.rubric.run_limits(item), allow_unsandboxed=self.allow_unsandboxed,
-                               environment=self.environment, mounts=self.mounts)
+            run = cached.notebook if cached is not None else run_notebook(
+                notebook, workdir, merged, inputs, limits, allow_unsandboxed=self.allow_unsandboxed,
+                environment=self.environment, mounts=self.mounts)
         except NotebookError as error:
             entry = EntryRun(False, str(error), None)
         else:
-            self._record(item, f"{' and '.join(roles)} (notebook {notebook})", run.run, run)
+            self._record(item, f"{' and '.join(roles)} (notebook {notebook})", run.run, run,
+                         reused=cached is not None)
             entry = EntryRun(run.ok, run.error or run.run.message, workdir / OUTPUT_FOLDER)
+            if key is not None and cached is None:
+                self.run_cache.store(key, run.run, run, workdir / OUTPUT_FOLDER, limits)
         for served in roles:
             self._entries[served] = entry
+
+    def entry_without_checkpoints(self, role: str, item: Item, parameters: dict[str, int],
+                                  files: list[str] | None = None) -> EntryRun:
+        """Run the ``reconstruct`` or ``sample`` entry once more, as :meth:`entry_once` does (the same run paths,
+        the run cache included: its key covers the work folder), in a work folder without the submission's
+        checkpoint files (``files``, relative paths; default: discovery's ``checkpoints`` role); once per
+        submission and role. The run is reported with "(checkpoints withheld)" after its purpose.
+        :func:`grader.model_use.model_use` compares its outputs with the first run's."""
+        key = f"{role} without checkpoints"
+        if key not in self._entries:
+            withheld = self.discovery.findings["checkpoints"].files if files is None else files
+            saved, runs = self._entries, len(self.runs)
+            self._entries, self._withheld = {}, tuple(withheld)
+            try:
+                entry = self.entry_once(role, item, parameters)
+            finally:
+                self._entries, self._withheld = saved, ()
+            for run in self.runs[runs:]:
+                run.purpose += " (checkpoints withheld)"
+            self._entries[key] = entry
+        return self._entries[key]
 
     def _sample_parameters(self) -> dict[str, int]:
         """``num`` and ``seed`` as the rubric's ``sample`` item asks for them (4 and 0 where it has none)."""

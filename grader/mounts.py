@@ -14,23 +14,24 @@ Folders are walked without recursion and without following links
 (:func:`grader.folders.walk_files`: a link's target is not the folder's, and the sandbox shows
 only what it mounts); a folder of more than :data:`MAX_FILES` files is refused; files over
 :data:`MAX_FILE_BYTES` and audio over :data:`MAX_SECONDS` are skipped with a note. Each
-file's verdict is cached by its content's sha256 (per held-out set), so checking an
+file's verdict is cached by its content's sha256 (per held-out set and version of the
+matching code, :data:`grader.cache.MOUNT_CODE`), so checking an
 unchanged folder again costs one read of its files: the 2,000 WAVs of FSDD (17 MB) take
 some 20 s the first time, well under a second afterwards.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from grader.cache import MOUNT_CODE, atomic_write, code_digest, file_digest, key
 from grader.folders import walk_files
 from grader.heldout import HeldoutSet
 from grader.student_files import amount
 from reference import PROJECT_ROOT, SAMPLE_RATE
-from reference.evaluation_unpaired import DUPLICATE_CORRELATION, TrainingIndex, novelty
+from reference.evaluation_unpaired import TrainingIndex, novelty
 from reference.preprocess import AudioLoadError, load_audio
 
 CACHE_ROOT = PROJECT_ROOT / ".cache" / "mounts"
@@ -42,8 +43,6 @@ MAX_SECONDS = 600.0
 """Audio longer than this is not decoded: skipped, with a note (a held-out clip lasts a few seconds)."""
 MAX_LISTED = 10
 """Held-out copies named in one refusal; the rest are counted."""
-MATCHER_VERSION = f"1-{DUPLICATE_CORRELATION}"
-"""Part of the cache's name: change it when what decides a verdict changes."""
 _CLEAN = ""
 """The cached verdict of a file that is no held-out clip (or no audio)."""
 
@@ -78,7 +77,7 @@ def check_mounts(mounts: Mapping[str, str | os.PathLike] | Iterable[tuple[str, s
     pairs = list(mounts.items()) if isinstance(mounts, Mapping) else list(mounts)
     if not pairs:
         return []
-    cache_file = cache_root / f"{heldout.digest[:16]}-{MATCHER_VERSION}.json"
+    cache_file = cache_root / f"{key(heldout.digest, code_digest(MOUNT_CODE))[:16]}.json"
     cache = _read_cache(cache_file)
     verdicts = dict(cache)
     index = _heldout_index(heldout)
@@ -122,7 +121,7 @@ def _copies_in(inside: str, host: Path, heldout: HeldoutSet, index: TrainingInde
                          f"{amount(MAX_FILE_BYTES)})")
             continue
         try:
-            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+            digest = file_digest(path)
         except OSError as error:
             notes.append(f"mount {inside}: {shown} was not checked for held-out clips (cannot be read: "
                          f"{error.strerror})")
@@ -180,7 +179,4 @@ def _read_cache(path: Path) -> dict[str, str]:
 
 def _write_cache(path: Path, cache: dict[str, str]) -> None:
     """Written whole under another name, then renamed over the old (two graders may check at once)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staging = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    staging.write_text(json.dumps(cache, sort_keys=True))
-    staging.replace(path)
+    atomic_write(path, json.dumps(cache, sort_keys=True))

@@ -22,6 +22,7 @@ from grader.heldout import HeldoutSet
 from grader.intake import IntakeRefused, submission_id, unpack
 from grader.results import ItemResult, QuestionOutcome, SubmissionResult, Versions, utc_now
 from grader.rubric import Item, Rubric
+from grader.run_cache import RUNS_FOLDER, RunCache
 from grader.scoring import Baseline
 from grader.scratch import Scratch
 from reference.parallel import one_blas_thread
@@ -46,6 +47,9 @@ class GradingSetup:
     its share of the machine. None: as each check asks. Never changes a result, only its speed."""
     environment: StudentEnvironment | None = None
     """The environment student code runs with; None: the rubric's (:func:`grader.environment.for_rubric`)."""
+    reuse_runs: bool = True
+    """Let identical earlier runs in ``OUT/runs`` stand for running student code (:mod:`grader.run_cache`);
+    False (``grade --force``): run it again (what it makes is still kept)."""
 
     def __post_init__(self) -> None:
         if self.environment is None:
@@ -62,9 +66,27 @@ class GradingSetup:
                          environment_digest=self.environment.digest, student_mode=self.student_mode,
                          allow_unsandboxed=self.allow_unsandboxed)
 
+    @property
+    def run_cache(self) -> RunCache:
+        """The runs of student code kept in the output folder (:mod:`grader.run_cache`)."""
+        return RunCache(self.out_dir / RUNS_FOLDER, reuse=self.reuse_runs)
+
     def result_path(self, submission_id: str) -> Path:
         """Where the result of ``submission_id`` is written."""
         return self.out_dir / RESULTS_FOLDER / f"{submission_id}.json"
+
+    def check_bars(self) -> None:
+        """Resolve every quality item's bars against the baseline (computing it if it is not cached), so that
+        bars that leave no room stop grading before any student is graded.
+
+        Raises:
+            grader.bars.BarsError: naming each such item and what to change.
+        """
+        from grader.bars import QUALITY_CHECKS, check_bars
+
+        items = [item for item in self.items() if item.check in QUALITY_CHECKS]
+        if items:
+            check_bars(items, self.load_baseline().means)
 
     @property
     def versions(self) -> Versions:
@@ -148,11 +170,11 @@ def _grade(source: Path, sid: str, setup: GradingSetup, scratch: Scratch) -> Sub
     ctx = CheckContext(submission=submission, discovery=discovery, rubric=setup.rubric, heldout=setup.heldout,
                        load_baseline=setup.load_baseline, scratch=scratch, media_dir=media,
                        out_root=setup.out_dir, allow_unsandboxed=setup.allow_unsandboxed, cores=setup.cores,
-                       environment=setup.environment, mounts=setup.rubric.mount_paths())
+                       environment=setup.environment, mounts=setup.rubric.mount_paths(), run_cache=setup.run_cache)
     checks_started = time.perf_counter()
     items = [_run_item(ctx, item) for item in setup.items()]
     quiz = _quiz(ctx, setup)
-    student_code = sum(run.result.wall_seconds for run in ctx.runs)
+    student_code = sum(run.result.wall_seconds for run in ctx.runs if not run.reused)
     timings = {"intake": round(intake_seconds, 4), "student_code": round(student_code, 4),
                "grader": round(time.perf_counter() - checks_started - student_code, 4)}
     student = {k: v for k, v in {"name": discovery.student_name, "id": discovery.student_id}.items() if v}

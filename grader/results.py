@@ -15,6 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from grader import __version__
+from grader.cache import atomic_write
 from grader.identity import LmsIdentity, attempt_of, identify
 from grader.notebook import NotebookRun
 from grader.sandbox import RunResult
@@ -56,6 +57,9 @@ class RunEntry(_Model):
                                          "the first error's traceback, the limit that stopped it, its installs.")
     findings: list[str] = Field(default_factory=list, description="What the grader read from the run's output "
                                 "that explains its verdict (a package the course environment lacks, say).")
+    reused: bool = Field(False, description="Taken from an earlier grading's identical run (grader.run_cache): the "
+                         "same submission, inputs, command, limits, environment and run code; student code did "
+                         "not run again.")
 
 
 class QuestionOutcome(_Model):
@@ -183,12 +187,7 @@ class SubmissionResult(_Model):
 
     def write(self, folder: str | os.PathLike) -> Path:
         """Write ``folder/<submission_id>.json`` atomically and return its path."""
-        target = Path(folder) / f"{self.submission_id}.json"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-        tmp.write_text(self.model_dump_json(indent=2))
-        os.replace(tmp, target)
-        return target
+        return atomic_write(Path(folder) / f"{self.submission_id}.json", self.model_dump_json(indent=2))
 
     @classmethod
     def read(cls, path: str | os.PathLike) -> "SubmissionResult":

@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
+from grader.bars import QUALITY_CHECKS, QualityParams
 from grader.limits import IntakeLimits, RunLimits
 from grader.sandbox import mount_point_problem, mount_target
 from reference import PROJECT_ROOT
@@ -100,6 +101,17 @@ class Item(_Strict):
     def _valid_run_limits(cls, value: dict[str, Any]) -> dict[str, Any]:
         RunLimits().with_overrides(value)  # raises on an unknown key or a wrong value
         return value
+
+    @model_validator(mode="after")
+    def _valid_quality_params(self) -> "Item":
+        if self.check in QUALITY_CHECKS:
+            try:
+                QualityParams.model_validate(self.params)
+            except ValidationError as error:
+                problems = "; ".join(f"{'.'.join(map(str, e['loc'])) + ': ' if e['loc'] else ''}"
+                                     f"{e['msg'].removeprefix('Value error, ')}" for e in error.errors())
+                raise ValueError(f"item {self.id!r}: params: {problems}") from None
+        return self
 
 
 class Question(_Strict):
@@ -212,7 +224,8 @@ def load_rubric(path: str | Path = DEFAULT_RUBRIC, known_checks: set[str] | None
     try:
         rubric = Rubric.model_validate(data)
     except ValidationError as exc:
-        problems = [f"{path}:{_line_of(text, error['loc'])}: {_key(error['loc'])}: {error['msg']}"
+        problems = [f"{path}:{_line_of(text, error['loc'])}: {_key(error['loc'])}: "
+                    f"{error['msg'].removeprefix('Value error, ')}"
                     for error in exc.errors()]
         raise RubricError(path, problems) from None
     rubric._folder = path.resolve().parent

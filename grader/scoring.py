@@ -1,32 +1,28 @@
-"""Scores relative to the reference: the baseline, the floor, Griffin-Lim, and the points curve.
+"""The baseline: what the reference, an untrained model and Griffin-Lim score on a held-out set.
 
 On a held-out set, three sources are scored once against the truth and cached by
-content hash (held-out set, reference checkpoints, metrics, grader version):
-- ``reference``: the reference solution's own ``reconstruct`` (full points at or above it);
-- ``floor``: the same WaveNet untrained (no points at or below it);
-- ``griffin_lim``: Griffin-Lim on the true log-mel, what a model-free vocoder reaches
-  (context for the report, not a bar).
-Between floor and reference, points follow the rubric's curve (:func:`points_fraction`).
+content hash and the digest of the code that makes them (:func:`baseline_key`):
+- ``reference``: the reference solution's own ``reconstruct`` (its magnitude vocoder);
+- ``floor``: the assignment's model untrained: the reference WaveNet freshly initialised;
+- ``griffin_lim``: Griffin-Lim (32 iterations, a fixed seed) on the true log-mel, what a
+  model-free vocoder reaches.
+A quality item's bars name these sources or numbers (:mod:`grader.bars`). Every score of
+a held-out clip, the baseline's and the students', comes from :func:`score_heldout`: PESQ
+and STOI on spoken clips only.
 """
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from grader import __version__
+from grader.cache import BASELINE_CODE, code_digest, file_digest, key, publish, staging_folder
 from grader.heldout import HeldoutSet
 from reference import PROJECT_ROOT
-from reference.evaluation import INTRUSIVE_METRICS, aggregate, score_pairs
+from reference.evaluation import ClipScores, aggregate, score_pairs
 
 CACHE_ROOT = PROJECT_ROOT / ".cache" / "baseline"
 SOURCES = ("reference", "floor", "griffin_lim")
-HIGHER_IS_BETTER = {"pesq_wb": True, "pesq_nb": True, "snr": True, "seg_snr": True, "si_sdr": True, "stoi": True,
-                    "estoi": True, "lsd": False, "mcd": False, "mel_l1": False}
-CURVES = ("linear", "sqrt")
 
 
 @dataclass(frozen=True)
@@ -42,16 +38,16 @@ class Baseline:
 
 
 def reference_checkpoints() -> list[Path]:
-    from reference.generate import DEFAULT_VAE, DEFAULT_WAVENET
+    from reference.generate import DEFAULT_MAGNITUDE, DEFAULT_VAE, DEFAULT_WAVENET
 
-    return [DEFAULT_WAVENET, DEFAULT_VAE]
+    return [DEFAULT_MAGNITUDE, DEFAULT_WAVENET, DEFAULT_VAE]
 
 
 def baseline_key(heldout: HeldoutSet) -> str:
-    digest = hashlib.sha256(f"{heldout.digest}|{__version__}|{','.join(INTRUSIVE_METRICS)}".encode())
-    for checkpoint in reference_checkpoints():
-        digest.update(checkpoint.read_bytes())
-    return digest.hexdigest()[:16]
+    """The baseline's cache key (16 hex digits): the held-out set, the code that makes and scores the sources
+    (:data:`grader.cache.BASELINE_CODE`: the reference solution, its metrics included, and this module) and the
+    reference checkpoints' bytes. A fix to a metric or to the reference gives a new baseline."""
+    return key(heldout.digest, code_digest(BASELINE_CODE), *map(file_digest, reference_checkpoints()))[:16]
 
 
 def load_baseline(heldout: HeldoutSet, jobs: int = 2, cache_root: Path = CACHE_ROOT) -> Baseline:
@@ -68,9 +64,7 @@ def _compute(heldout: HeldoutSet, folder: Path, jobs: int) -> None:
 
     from reference.generate import DEFAULT_WAVENET, reconstruct
 
-    staging = folder.with_name(folder.name + f".{os.getpid()}.tmp")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
+    staging = staging_folder(folder)
     reconstruct(heldout.mel_dir, staging / "reference")
     saved = torch.load(DEFAULT_WAVENET, map_location="cpu", weights_only=True)
     from reference.wavenet import WaveNet, WaveNetConfig
@@ -78,35 +72,21 @@ def _compute(heldout: HeldoutSet, folder: Path, jobs: int) -> None:
     torch.manual_seed(0)
     untrained = WaveNet(WaveNetConfig.from_dict(saved["config"]))
     torch.save(dict(saved, model=untrained.state_dict()), staging / "untrained-wavenet.pt")
-    reconstruct(heldout.mel_dir, staging / "floor", checkpoint=staging / "untrained-wavenet.pt")
+    reconstruct(heldout.mel_dir, staging / "floor", vocoder="wavenet", checkpoint=staging / "untrained-wavenet.pt")
     reconstruct(heldout.mel_dir, staging / "griffin_lim", vocoder="griffin-lim")
     rows, means = {}, {}
     for source in SOURCES:
-        pairs = [(clip.path, staging / source / f"{clip.path.stem}.wav") for clip in heldout.clips]
-        scored = score_pairs(pairs, names=[clip.path.stem for clip in heldout.clips], jobs=jobs)
+        scored = score_heldout(heldout, {clip.path.stem: staging / source / f"{clip.path.stem}.wav"
+                                         for clip in heldout.clips}, jobs)
         rows[source] = [row.to_dict() for row in scored]
         means[source] = {metric: stats["mean"] for metric, stats in aggregate(scored).items()}
     (staging / "baseline.json").write_text(json.dumps({"rows": rows, "means": means}, indent=1))
-    shutil.rmtree(folder, ignore_errors=True)
-    staging.rename(folder)
+    publish(staging, folder)
 
 
-def points_fraction(value: float | None, floor: float | None, reference: float | None,
-                    higher_is_better: bool = True, curve: str = "linear") -> float:
-    """Share of an item's points (0..1) for ``value`` between ``floor`` (0) and ``reference`` (1).
-
-    ``linear`` is proportional; ``sqrt`` rewards the first steps above the floor more.
-    A missing value gets 0; a missing or degenerate baseline compares with the reference alone.
-    """
-    if value is None:
-        return 0.0
-    if curve not in CURVES:
-        raise ValueError(f"unknown curve {curve!r}; use one of {CURVES}")
-    if not higher_is_better:
-        value, floor, reference = -value, None if floor is None else -floor, None if reference is None else -reference
-    if reference is None:
-        return 0.0
-    if floor is None or reference <= floor:
-        return 1.0 if value >= reference else 0.0
-    share = min(1.0, max(0.0, (value - floor) / (reference - floor)))
-    return share ** 0.5 if curve == "sqrt" else share
+def score_heldout(heldout: HeldoutSet, outputs: dict[str, Path], jobs: int) -> list[ClipScores]:
+    """Rows of every held-out clip named in ``outputs`` (clip id -> the audio to score against its truth), in
+    the held-out set's order; PESQ and STOI only where the clip is speech (:attr:`reference.data.Clip.is_speech`)."""
+    clips = [clip for clip in heldout.clips if clip.path.stem in outputs]
+    return score_pairs([(heldout.truth(clip.path.stem), outputs[clip.path.stem]) for clip in clips],
+                       names=[clip.path.stem for clip in clips], jobs=jobs, speech=[clip.is_speech for clip in clips])

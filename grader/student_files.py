@@ -249,6 +249,8 @@ class NotebookCell:
     source: str
     metadata: dict = field(default_factory=dict)
     outputs: tuple[dict, ...] = ()
+    execution_count: int | None = None
+    """A code cell's execution count as the file records it (None: never run, or cleared)."""
 
     @property
     def tags(self) -> list[str]:
@@ -320,6 +322,8 @@ def _read_cells(path: str | os.PathLike, max_bytes: int, outputs: bool) -> list[
                 isinstance(source, str) or isinstance(source, list) and all(isinstance(s, str) for s in source)):
             raise StudentFileError(name, f"cell {number} is not a code, markdown or raw cell with text as its source")
         metadata, found = cell.get("metadata"), cell.get("outputs") if outputs and kind == "code" else None
+        count = cell.get("execution_count") if kind == "code" else None
         read.append(NotebookCell(kind, joined_text(source), metadata if isinstance(metadata, dict) else {},
-                                 tuple(o for o in found if isinstance(o, dict)) if isinstance(found, list) else ()))
+                                 tuple(o for o in found if isinstance(o, dict)) if isinstance(found, list) else (),
+                                 count if isinstance(count, int) and not isinstance(count, bool) else None))
     return read

@@ -11,7 +11,7 @@ COMMANDS = {
     "features": ("reference.preprocess", "features_main", "MFCC or log-mel features for every audio file in a folder"),
     "warm": ("reference.preprocess", "warm_main", "warm numba's cache so librosa starts fast"),
     "evaluate": ("reference.evaluation", "main", "score a folder of degraded clips against reference clips"),
-    "train": ("reference.train", "main", "train the WaveNet vocoder or the VAE"),
+    "train": ("reference.train", "main", "train the WaveNet, the VAE or the magnitude vocoder"),
     "generate": ("reference.generate", "main", "the submission contract's reconstruct and sample entry points"),
 }
 

@@ -42,6 +42,10 @@ class DataBuildError(RuntimeError):
     """A data set could not be built; the message says what is missing and how to fix it."""
 
 
+NOT_SPEECH_CLASSES = frozenset({"piano"})
+"""Classes of clips that are not speech (the embedded data set's melodies)."""
+
+
 @dataclass(frozen=True)
 class Clip:
     """One row of a manifest. ``path`` is absolute; ``duration`` in seconds."""
@@ -53,6 +57,12 @@ class Clip:
     duration: float
     sha256: str
     description: str = ""
+
+    @property
+    def is_speech(self) -> bool:
+        """Whether PESQ and STOI apply: every class but :data:`NOT_SPEECH_CLASSES` (a clip of unknown class
+        counts as speech)."""
+        return self.cls not in NOT_SPEECH_CLASSES
 
 
 # --------------------------------------------------------------------------- manifest

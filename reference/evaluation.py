@@ -66,6 +66,9 @@ INTRUSIVE_METRICS = ("pesq_wb", "pesq_nb", "snr", "seg_snr", "si_sdr", "stoi", "
 OPTIONAL_METRICS = ("mcd_dtw", "dnsmos")
 """Also available by name: DTW-aligned MCD (costly) and DNSMOS (needs no reference)."""
 REFERENCE_FREE_METRICS = frozenset({"dnsmos"})
+SPEECH_METRICS = frozenset({"pesq_wb", "pesq_nb", "stoi", "estoi"})
+"""Metrics that measure speech: a clip that is not speech (a piano melody) is scored with the others only."""
+NOT_SPEECH = "not speech: PESQ and STOI measure speech, so this clip is scored with the other metrics"
 METRIC_DECIMALS = 9
 """Clip scores are rounded to this many decimals: far finer than any metric means, and coarser
 than the last-bit differences the same audio can get in another process (numpy's vectorised
@@ -397,7 +400,7 @@ def _load(clip: Audio, sr: int, role: str) -> np.ndarray:
 
 
 def score_pair(name: str, ref: Audio | None, deg: Audio, sr: int = SAMPLE_RATE,
-               metrics: Sequence[str] = INTRUSIVE_METRICS) -> ClipScores:
+               metrics: Sequence[str] = INTRUSIVE_METRICS, speech: bool = True) -> ClipScores:
     """Score one clip; never raises for a bad clip: every failure becomes a reason.
 
     Args:
@@ -407,15 +410,19 @@ def score_pair(name: str, ref: Audio | None, deg: Audio, sr: int = SAMPLE_RATE,
         deg: the degraded clip, a path or a waveform at ``sr``.
         sr: the rate in Hz the metrics run at; files are resampled to it.
         metrics: keys of :data:`METRIC_FUNCTIONS`.
+        speech: whether the clip is speech; when not, :data:`SPEECH_METRICS` are left out, with a reason.
     """
     row = ClipScores(name=name, values=dict.fromkeys(metrics))
+    if not speech:
+        row.reasons = {metric: NOT_SPEECH for metric in metrics if metric in SPEECH_METRICS}
+        metrics = [metric for metric in metrics if metric not in SPEECH_METRICS]
     try:
         deg_wav = _as_wave(_load(deg, sr, "degraded"), "degraded")
         row.deg_seconds = len(deg_wav) / sr
         ref_wav = None if ref is None else _as_wave(_load(ref, sr, "reference"), "reference")
         row.ref_seconds = None if ref_wav is None else len(ref_wav) / sr
     except MetricUnavailable as exc:
-        row.reasons = dict.fromkeys(metrics, str(exc))
+        row.reasons.update(dict.fromkeys(metrics, str(exc)))
         return row
     for metric in metrics:
         if ref_wav is None and metric not in REFERENCE_FREE_METRICS:
@@ -450,6 +457,7 @@ def score_pairs(
     metrics: Sequence[str] = INTRUSIVE_METRICS,
     jobs: int = 1,
     progress: bool = False,
+    speech: Sequence[bool] | None = None,
 ) -> list[ClipScores]:
     """Score many (reference, degraded) pairs; one row per pair, in order; never raises for a clip.
 
@@ -462,6 +470,8 @@ def score_pairs(
         jobs: worker processes. 1 scores in this process; more use a process pool
             (PESQ is not thread-safe) fed with chunks of pairs.
         progress: show a progress bar on the terminal.
+        speech: per pair, whether the clip is speech (default: all are); :data:`SPEECH_METRICS`
+            are left out for the others.
 
     Returns:
         list of :class:`ClipScores`.
@@ -471,7 +481,9 @@ def score_pairs(
         raise ValueError(f"unknown metrics {unknown}; known: {sorted(METRIC_FUNCTIONS)}")
     if names is None:
         names = [f"clip-{i}" if isinstance(deg, np.ndarray) else Path(deg).name for i, (_, deg) in enumerate(pairs)]
-    tasks = [(name, ref, deg, sr, tuple(metrics)) for name, (ref, deg) in zip(names, pairs, strict=True)]
+    speech = [True] * len(pairs) if speech is None else list(speech)
+    tasks = [(name, ref, deg, sr, tuple(metrics), is_speech)
+             for name, (ref, deg), is_speech in zip(names, pairs, speech, strict=True)]
     if jobs <= 1 or len(tasks) <= 1:
         with one_blas_thread():
             return list(with_progress((score_pair(*task) for task in tasks), len(tasks), progress, "scoring"))
@@ -505,7 +517,7 @@ def _score_in_pool(tasks: list[tuple], jobs: int, progress: bool) -> list[ClipSc
                 try:
                     rows[start : start + size] = future.result()
                 except BrokenProcessPool as exc:
-                    for k, (name, _, _, _, metrics) in enumerate(tasks[start : start + size]):
+                    for k, (name, _, _, _, metrics, _) in enumerate(tasks[start : start + size]):
                         rows[start + k] = ClipScores(name, dict.fromkeys(metrics), dict.fromkeys(
                             metrics, f"a scoring process died while this clip waited or was scored ({exc}); "
                                      f"score it alone (jobs=1) to see whether it is the cause"))

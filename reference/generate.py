@@ -5,9 +5,12 @@ log-mel (parameters in ``params.json``) and writes ``<id>.wav``;
 ``python -m reference generate --num N --seed S --out-dir DIR`` writes ``0.wav`` ..
 ``N-1.wav``: log-mels sampled from the VAE, voiced by the vocoder.
 
-The vocoder is the trained WaveNet (``reference/checkpoints/wavenet.pt``) unless
-``--vocoder griffin-lim``; everything runs on CPU. Output: 16-bit PCM WAV at the
-log-mel's rate, ``(frames - 1) * hop`` samples per clip.
+Vocoders (``--vocoder``): ``magnitude``, the reference vocoder (``reference/checkpoints/magnitude.pt``:
+a learned linear magnitude, then Griffin-Lim; :mod:`reference.vocoder`), what ``reconstruct``
+uses by default; ``wavenet``, the assignment's autoregressive WaveNet
+(``reference/checkpoints/wavenet.pt``), what ``sample`` uses by default; ``griffin-lim``, no
+model. Everything runs on CPU. Output: 16-bit PCM WAV at the log-mel's rate,
+``(frames - 1) * hop`` samples per clip.
 """
 from __future__ import annotations
 
@@ -26,9 +29,12 @@ from reference.preprocess import LogMelParams
 CHECKPOINT_DIR = PROJECT_ROOT / "reference" / "checkpoints"
 DEFAULT_WAVENET = CHECKPOINT_DIR / "wavenet.pt"
 DEFAULT_VAE = CHECKPOINT_DIR / "vae.pt"
+DEFAULT_MAGNITUDE = CHECKPOINT_DIR / "magnitude.pt"
 SAMPLE_SECONDS = 3.0
 """Length of each clip of ``--num``."""
-VOCODERS = ("wavenet", "griffin-lim")
+VOCODERS = ("magnitude", "wavenet", "griffin-lim")
+DEFAULT_CHECKPOINTS = {"magnitude": DEFAULT_MAGNITUDE, "wavenet": DEFAULT_WAVENET}
+"""Each vocoder's checkpoint unless ``--checkpoint`` names another (Griffin-Lim has none)."""
 
 
 class GenerateError(ValueError):
@@ -58,25 +64,32 @@ def read_mel_dir(mel_dir: Path) -> tuple[LogMelParams, list[tuple[str, np.ndarra
     return params, mels
 
 
-def vocode(mels: list[np.ndarray], params: LogMelParams, vocoder: str = "wavenet",
-           checkpoint: Path = DEFAULT_WAVENET, seed: int = 0, temperature: float = 1.0,
+def vocode(mels: list[np.ndarray], params: LogMelParams, vocoder: str = "magnitude",
+           checkpoint: Path | None = None, seed: int = 0, temperature: float = 1.0,
            batch_size: int = 16, progress: bool = False) -> list[np.ndarray]:
-    """Waveforms float32 ((frames_i - 1) * hop,) of log-mels (n_mels, frames_i), by WaveNet or Griffin-Lim."""
+    """Waveforms float32 ((frames_i - 1) * hop,) of log-mels (n_mels, frames_i), by ``vocoder`` (one of
+    :data:`VOCODERS`) with ``checkpoint`` (default: the vocoder's own, :data:`DEFAULT_CHECKPOINTS`)."""
     if vocoder == "griffin-lim":
         from reference.vocoder import griffin_lim
 
         return [griffin_lim(mel, params) for mel in mels]
-    if vocoder != "wavenet":
+    if vocoder not in DEFAULT_CHECKPOINTS:
         raise ValueError(f"unknown vocoder {vocoder!r}: use one of {VOCODERS}")
     from reference.train import load_checkpoint
-    from reference.wavenet import generate
 
+    checkpoint = checkpoint or DEFAULT_CHECKPOINTS[vocoder]
     model, saved = load_checkpoint(checkpoint)
-    if saved["kind"] != "wavenet":
-        raise GenerateError(f"{checkpoint}: a {saved['kind']} checkpoint, not a WaveNet")
+    if saved["kind"] != vocoder:
+        raise GenerateError(f"{checkpoint}: a {saved['kind']} checkpoint, not a {vocoder} vocoder")
     if saved["logmel_params"] != asdict(params):
         raise GenerateError(f"the log-mels were made with {asdict(params)} but {checkpoint} was trained on "
-                            f"{saved['logmel_params']}: use --vocoder griffin-lim, or retrain the WaveNet")
+                            f"{saved['logmel_params']}: use --vocoder griffin-lim, or retrain the {vocoder} vocoder")
+    if vocoder == "magnitude":
+        from reference.vocoder import vocode as vocode_magnitude
+
+        return vocode_magnitude(model, mels, params)
+    from reference.wavenet import generate
+
     order = sorted(range(len(mels)), key=lambda i: mels[i].shape[1])  # similar lengths batch together
     wavs: list[np.ndarray] = [np.zeros(0, np.float32)] * len(mels)
     for start in range(0, len(order), batch_size):
@@ -120,7 +133,7 @@ def sample(num: int, seed: int, out_dir: Path, vae_checkpoint: Path = DEFAULT_VA
     params = LogMelParams()
     frames = 1 + int(SAMPLE_SECONDS * params.sr) // params.hop_length
     mels = load_vae(vae_checkpoint).sample(num, frames, seed=seed)
-    wavs = vocode(mels, params, seed=seed, **vocode_options)
+    wavs = vocode(mels, params, seed=seed, **{"vocoder": "wavenet", **vocode_options})
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for k, wav in enumerate(wavs):
@@ -146,9 +159,10 @@ def main(argv: list[str], prog: str) -> int:
     parser.add_argument("--num", type=int, help="number of clips to sample (sample)")
     parser.add_argument("--seed", type=int, default=0, help="the same seed gives the same audio (default 0)")
     parser.add_argument("--out-dir", type=Path, required=True, help="folder for the .wav files")
-    parser.add_argument("--vocoder", choices=VOCODERS, default="wavenet", help="mel to waveform (default wavenet)")
-    parser.add_argument("--checkpoint", type=Path, default=DEFAULT_WAVENET, help="the WaveNet vocoder's checkpoint")
-    parser.add_argument("--vae-checkpoint", type=Path, default=DEFAULT_VAE, help="the VAE's checkpoint")
+    parser.add_argument("--vocoder", choices=VOCODERS, help="mel to waveform (default: magnitude for --mel-dir, "
+                        "wavenet for --num)")
+    parser.add_argument("--checkpoint-dir", type=Path, default=CHECKPOINT_DIR,
+                        help="folder of the checkpoints: <vocoder>.pt and vae.pt (default reference/checkpoints)")
     parser.add_argument("--through-vae", action="store_true", help="reconstruct: pass each log-mel through the VAE")
     parser.add_argument("--temperature", type=float, default=1.0, help="WaveNet sampling temperature (> 0)")
     parser.add_argument("--batch-size", type=int, default=16, help="clips generated together")
@@ -161,15 +175,17 @@ def main(argv: list[str], prog: str) -> int:
     import torch
 
     torch.set_num_threads(args.threads)
-    options = dict(vocoder=args.vocoder, checkpoint=args.checkpoint, temperature=args.temperature,
-                   batch_size=args.batch_size, progress=sys.stderr.isatty())
+    vocoder = args.vocoder or ("magnitude" if args.mel_dir is not None else "wavenet")
+    options = dict(vocoder=vocoder, checkpoint=args.checkpoint_dir / f"{vocoder}.pt" if vocoder in DEFAULT_CHECKPOINTS
+                   else None, temperature=args.temperature, batch_size=args.batch_size, progress=sys.stderr.isatty())
+    vae_checkpoint = args.checkpoint_dir / DEFAULT_VAE.name
     started = time.perf_counter()
     try:
         if args.mel_dir is not None:
-            written = reconstruct(args.mel_dir, args.out_dir, args.through_vae, args.vae_checkpoint,
+            written = reconstruct(args.mel_dir, args.out_dir, args.through_vae, vae_checkpoint,
                                   seed=args.seed, **options)
         else:
-            written = sample(args.num, args.seed, args.out_dir, args.vae_checkpoint, **options)
+            written = sample(args.num, args.seed, args.out_dir, vae_checkpoint, **options)
     except (GenerateError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

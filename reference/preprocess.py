@@ -227,6 +227,18 @@ def logmel(wav: np.ndarray, params: LogMelParams = LogMelParams()) -> np.ndarray
     return np.log(np.maximum(mel, params.clamp)).astype(np.float32)
 
 
+def stft_magnitude(wav: np.ndarray, params: LogMelParams = LogMelParams()) -> np.ndarray:
+    """The linear STFT magnitude :func:`logmel`'s mel is made from (centred STFT, Hann window).
+
+    Returns:
+        float32 array of shape (1 + n_fft // 2, 1 + samples // hop_length).
+    """
+    import librosa
+
+    return np.abs(librosa.stft(wav, n_fft=params.n_fft, hop_length=params.hop_length,
+                               win_length=params.win_length)).astype(np.float32)
+
+
 def notebook_mel_db(wav: np.ndarray, sr: int) -> np.ndarray:
     """The seed notebook's 128-mel spectrogram in dB, relative to its maximum.
 

@@ -52,7 +52,7 @@ CHECKPOINTS = PROJECT_ROOT / "reference" / "checkpoints"
 EXAMPLES = ("reference-solution", "vae-only", "notebook", "partial", "broken", "misbehaving")
 ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 LEFT_OUT = {"__pycache__", ".cache", ".ipynb_checkpoints", ".DS_Store"}
-MAX_ZIP_BYTES = 5_000_000
+MAX_ZIP_BYTES = 9_000_000
 REFERENCE_IMPORT = re.compile(r"^(\s*)(from|import)(\s+)reference\b", re.MULTILINE)
 
 
@@ -175,7 +175,7 @@ def add_checkpoints(stage: Path, names: tuple[str, ...]) -> None:
 
 def build_reference_solution(stage: Path, data: Path) -> None:
     add_files(stage, reference_package("refsol", ("generate",)))
-    add_checkpoints(stage, ("wavenet.pt", "vae.pt"))
+    add_checkpoints(stage, ("magnitude.pt", "wavenet.pt", "vae.pt"))
     cached_step("reference-solution", stage, ["samples/0.wav", "samples/1.wav", "samples/2.wav", "report.md"],
                 lambda s: (run_python(["generate.py", "--num", "3", "--seed", "0", "--out-dir", "samples"], s),
                            run_python(["evaluate.py", "--data", str(data / "test"), "--out", "report.md"], s)), data)
@@ -226,7 +226,7 @@ def build(name: str, out_dir: Path = HERE, data: Path = DEFAULT_DATA) -> Path:
             BUILDERS[name](stage, data)
         target = write_zip(stage, out_dir / f"{name}.zip", name)
     if target.stat().st_size > MAX_ZIP_BYTES:
-        raise BuildError(f"{target}: {target.stat().st_size / 1e6:.1f} MB, over the examples' 5 MB")
+        raise BuildError(f"{target}: {target.stat().st_size / 1e6:.1f} MB, over the examples' {MAX_ZIP_BYTES / 1e6:g} MB")
     return target
 
 

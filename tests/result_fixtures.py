@@ -28,7 +28,7 @@ from reference.evaluation import mel_l1, si_sdr, snr
 from reference.preprocess import LogMelParams, load_audio, logmel
 from reference.vocoder import griffin_lim
 
-RUBRIC_CHECKS = {"static", "mfcc", "files", "reconstruct", "samples", "generation", "sample", "claims"}
+RUBRIC_CHECKS = {"static", "mfcc", "files", "checkpoint", "reconstruct", "samples", "generation", "sample", "claims"}
 EMBEDDED = PROJECT_ROOT / "data" / "embedded"
 HOSTILE_TEXT = '<script>document.title = "escaped badly"</script> & "quotes"'
 """Text a student's program may print; it must reach the page as text, never as markup."""

@@ -43,6 +43,7 @@ def comparable(out_dir) -> dict[str, dict]:
         for item in result["items"]:
             item.pop("seconds")
         for run in result["runs"]:
+            run.pop("reused")  # a resumed batch takes the runs of a submission it was grading when killed
             for key in ("wall_seconds", "cpu_seconds", "peak_memory_bytes"):
                 run["result"].pop(key)
         results[path.stem] = result

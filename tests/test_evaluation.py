@@ -376,3 +376,16 @@ def test_a_file_promising_too_much_audio_is_judged_from_its_header(tmp_path):
     assert not report.read and "8 channels at 96000 Hz" in report.problems[0]
     sf.write(tmp_path / "fine.flac", 0.1 * np.ones(SAMPLE_RATE, np.float32), SAMPLE_RATE)
     assert eu.validity(tmp_path / "fine.flac").read
+
+
+def test_speech_metrics_are_left_out_of_clips_that_are_not_speech():
+    """A piano clip of the held-out set is scored with LSD and SNR, never PESQ or STOI, and says why."""
+    t = np.arange(2 * SAMPLE_RATE) / SAMPLE_RATE
+    ref = 0.5 * np.sin(2 * np.pi * 220 * t)
+    rows = ev.score_pairs([(ref, ref + 0.01), (ref, ref + 0.01)], metrics=["pesq_wb", "stoi", "lsd", "snr"],
+                          speech=[True, False])
+    spoken, melody = rows
+    assert melody.values["pesq_wb"] is None and melody.values["stoi"] is None
+    assert melody.reasons["pesq_wb"] == melody.reasons["stoi"] == ev.NOT_SPEECH
+    assert melody.values["lsd"] == spoken.values["lsd"] and melody.values["snr"] == spoken.values["snr"]
+    assert "pesq_wb" not in spoken.reasons or spoken.reasons["pesq_wb"] != ev.NOT_SPEECH

@@ -18,7 +18,7 @@ import soundfile as sf
 from grader.heldout import load_heldout
 from grader.pipeline import GradingSetup, grade_submission
 from grader.rubric import DEFAULT_RUBRIC, load_rubric
-from grader.scoring import load_baseline, points_fraction
+from grader.scoring import load_baseline
 from reference import PROJECT_ROOT
 from reference.data import EmbeddedSpec, build_embedded
 
@@ -68,8 +68,10 @@ args = parser.parse_args()
 out = pathlib.Path(args.out_dir)
 rng = np.random.default_rng(args.seed or 0)
 if args.mel_dir:
+    mix = np.load(pathlib.Path(__file__).parent / "checkpoints" / "vocoder.npz")["mel_mix"]  # the trained weights
     for path in sorted(pathlib.Path(args.mel_dir).glob("*.npy")):
-        stft = librosa.feature.inverse.mel_to_stft(np.exp(np.load(path)), sr=16000, n_fft=1024, power=1.0, fmax=8000)
+        stft = librosa.feature.inverse.mel_to_stft(mix @ np.exp(np.load(path)), sr=16000, n_fft=1024, power=1.0,
+                                                   fmax=8000)
         wav = librosa.griffinlim(stft, n_iter=16, hop_length=256, random_state=0)
         sf.write(out / (path.stem + ".wav"), wav + NOISE * rng.standard_normal(len(wav)), 16000)
 else:
@@ -119,7 +121,7 @@ def write_submission(folder, noise=0.0, drop=()):
     for name, text in files.items():
         (folder / name).write_text(text)
     (folder / "checkpoints").mkdir()
-    (folder / "checkpoints" / "wavenet.pt").write_bytes(b"\x80weights" * 100)
+    np.savez(folder / "checkpoints" / "vocoder.npz", mel_mix=np.eye(80, dtype=np.float32))  # 25.6 kB of weights
     (folder / "samples").mkdir()
     rng = np.random.default_rng(len(str(folder)))
     for k in range(3):
@@ -149,12 +151,16 @@ def test_a_complete_submission_earns_nearly_everything(complete, setup_factory):
     assert complete.status == "graded" and complete.submission_id == "doe_12345"
     by_id = items(complete)
     assert all(item.status == "passed" for item in complete.items
-               if item.id not in ("evaluation-claims", "samples-diversity")), \
+               if item.id not in ("evaluation-claims", "samples-diversity", "model-quality")), \
         [(i.id, i.explanation) for i in complete.items if i.status != "passed"]
     assert items(complete)["samples-diversity"].points > 0
-    assert complete.total >= 90 and complete.max_total == 100
+    # Griffin-Lim on the mel reaches part of the way to the reference vocoder, not all of it
+    assert 0.4 * 12 <= items(complete)["model-quality"].points < 12
+    assert complete.total >= 85 and complete.max_total == 100
     assert sum(q.correct for q in complete.quiz) == 7
-    assert {run.result.verdict for run in complete.runs} == {"ok"}
+    assert {run.result.verdict for run in complete.runs if "withheld" not in run.purpose} == {"ok"}
+    withheld = [run for run in complete.runs if "withheld" in run.purpose]  # the model-use run: it needs its weights
+    assert len(withheld) == 1 and withheld[0].result.verdict == "exit_code"
     assert complete.comparison["student"]["pesq_wb"] > complete.comparison["floor"]["pesq_wb"]
     assert complete.listen and complete.listen[0].student and complete.samples
     written = json.loads((setup_factory("out").out_dir / "results" / "doe_12345.json").read_text())
@@ -267,6 +273,11 @@ import torch
 from torch import nn
 
 class MelVAE(nn.Module):
+    def __init__(self, latent=16):
+        super().__init__()
+        self.encoder = nn.Conv1d(80, 2 * latent, 3, padding=1)
+        self.decoder = nn.Conv1d(latent, 80, 3, padding=1)
+
     def encode(self, mel):
         return self.encoder(mel).chunk(2, dim=1)
     def reparameterize(self, mean, logvar):
@@ -311,8 +322,9 @@ def test_grading_twice_gives_the_same_result(setup_factory, tmp_path):
 
 NOTEBOOK_CELL = """import pathlib
 import numpy as np, librosa, soundfile as sf
+mix = np.load("checkpoints/vocoder.npz")["mel_mix"]
 for path in sorted(pathlib.Path(mel_dir).glob("*.npy")):
-    stft = librosa.feature.inverse.mel_to_stft(np.exp(np.load(path)), sr=16000, n_fft=1024, power=1.0, fmax=8000)
+    stft = librosa.feature.inverse.mel_to_stft(mix @ np.exp(np.load(path)), sr=16000, n_fft=1024, power=1.0, fmax=8000)
     wav = librosa.griffinlim(stft, n_iter=16, hop_length=256, random_state=0)
     sf.write(pathlib.Path(out_dir) / (path.stem + ".wav"), wav, 16000)
 """
@@ -399,11 +411,32 @@ def test_refused_archives_and_grader_errors_still_give_a_result(setup_factory, t
     assert (setup_factory("out-bad").out_dir / "results" / "notazip.json").is_file()
 
 
-def test_points_curve():
-    assert points_fraction(3.0, 1.0, 3.0) == 1.0 and points_fraction(1.0, 1.0, 3.0) == 0.0
-    assert points_fraction(2.0, 1.0, 3.0) == 0.5 and points_fraction(2.0, 1.0, 3.0, curve="sqrt") == pytest.approx(0.5 ** 0.5)
-    assert points_fraction(10.0, 40.0, 20.0, higher_is_better=False) == 1.0
-    assert points_fraction(None, 1.0, 3.0) == 0.0
+def test_the_rubric_bars_set_the_quality_points(complete, setup_factory, tmp_path):
+    """The same audio, three rubrics: halfway between numeric bars, full at Griffin-Lim, and the report's words."""
+    default = setup_factory("out")
+    first = items(complete)["model-quality"]
+    student, bars = first.metrics["student"], first.metrics["bars"]
+    assert (bars["full_source"], bars["floor_source"], bars["metric"]) == ("reference", "untrained", "pesq_wb")
+    assert "sits" in first.explanation and "the reference solution" in first.explanation
+    rubric = default.rubric
+    for params, expected in (({"floor_at": 1.0, "full_at": 1.0 + 2 * (student - 1.0)}, 0.5),
+                             ({"full_at": "griffin_lim"}, None)):
+        changed = rubric.model_copy(update={"items": [
+            i.model_copy(update={"params": {**i.params, **params}}) if i.id == "model-quality" else i
+            for i in rubric.items]})
+        setup = GradingSetup(rubric=changed, heldout=default.heldout, load_baseline=default.load_baseline,
+                             out_dir=tmp_path / f"out-{len(params)}-{expected}")
+        graded = items(grade_submission(complete.source, setup))["model-quality"]
+        assert graded.metrics["student"] == pytest.approx(student)
+        if expected is not None:
+            assert graded.points == pytest.approx(expected * graded.max_points, abs=0.01)
+            assert graded.metrics["bars"]["full_source"] == "number"
+        else:
+            gl = default.load_baseline().means["griffin_lim"]["pesq_wb"]
+            floor = default.load_baseline().means["floor"]["pesq_wb"]
+            share = min(1.0, max(0.0, (student - floor) / (gl - floor)))
+            assert graded.points == pytest.approx(share * graded.max_points, abs=0.01)
+            assert "Griffin-Lim on the true log-mel" in graded.explanation
 
 
 def test_grade_command_and_rubric_check(tmp_path):

@@ -7,7 +7,7 @@ import pytest
 from grader.limits import RunLimits
 from grader.rubric import CHECKLIST, DEFAULT_RUBRIC, RubricError, load_rubric
 
-BUNDLED_KINDS = {"static", "mfcc", "files", "reconstruct", "samples", "generation", "sample", "claims"}
+BUNDLED_KINDS = {"static", "mfcc", "files", "reconstruct", "samples", "generation", "sample", "claims", "checkpoint"}
 
 
 def test_bundled_rubric_covers_the_assignment():
@@ -66,7 +66,7 @@ def test_points_must_add_up_and_answers_must_be_choices(tmp_path):
     with pytest.raises(RubricError) as error:
         load_rubric(path, known_checks=BUNDLED_KINDS)
     line = line_of(path, 'id = "q2"') - 1  # a problem of the whole question points at its header
-    assert f"rubric.toml:{line}: quiz.questions[1]: Value error, answer 'MOS'" in str(error.value)
+    assert f"rubric.toml:{line}: quiz.questions[1]: answer 'MOS'" in str(error.value)
 
 
 def test_unreadable_rubrics(tmp_path):
@@ -91,7 +91,7 @@ def test_the_environment_and_mounts_are_read_and_checked(tmp_path):
     path.write_text(path.read_text().replace('inside = "Data/fsdd"', 'inside = "../fsdd"'))
     with pytest.raises(RubricError) as error:
         load_rubric(path, known_checks=BUNDLED_KINDS)
-    assert f"rubric.toml:{line_of(path, '../fsdd')}: mounts[0].inside: Value error, '../fsdd': a mount point" in str(
+    assert f"rubric.toml:{line_of(path, '../fsdd')}: mounts[0].inside: '../fsdd': a mount point" in str(
         error.value)
     path.write_text(path.read_text().replace('inside = "../fsdd"', 'inside = "/usr/share/fsdd"'))
     with pytest.raises(RubricError, match=r"mounts\[0\]\.inside: .*the sandbox's own folders"):

@@ -29,7 +29,8 @@ NOTE = "we use librosa.effects.pitch_shift and loss.backward() and torch.tanh(a)
 
 
 def test_half_a_model_or_half_a_training_loop_is_not_enough():
-    vae_without_reparameterisation = "class Encoder: pass\nclass Decoder: pass\n"
+    vae_without_reparameterisation = ("class Encoder(nn.Module):\n    def __init__(self):\n        self.net = nn.Linear(80, 16)\n"
+                                      "class Decoder(nn.Module):\n    def __init__(self):\n        self.net = nn.Linear(16, 80)\n")
     evidence = find_evidence([CodeUnit("vae.py", vae_without_reparameterisation)])
     assert not any(architectures(evidence["architecture"]).values())
     vae = vae_without_reparameterisation + "def reparameterize(mu, logvar):\n    return mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)\n"
@@ -86,10 +87,12 @@ def sampling(args):
 
 def encoder(input_shape, latent_dim):
     inputs = Input(shape=input_shape)
+    z_mean = Dense(latent_dim)(inputs)
     z = Lambda(sampling, output_shape=(latent_dim,))([z_mean, z_log_var])
     return Model(inputs, [z_mean, z_log_var, z], name='encoder')
 
 def decoder(input_shape, latent_dim):
+    outputs = Conv2DTranspose(1, 3, padding='same', activation='sigmoid')(latent_inputs)
     return Model(latent_inputs, outputs, name='decoder')
 '''
     evidence = find_evidence([CodeUnit("vae.ipynb[cell 7]", keras_vae)])

@@ -9,22 +9,26 @@ import soundfile as sf
 import torch
 
 from reference import PROJECT_ROOT, SAMPLE_RATE
-from reference.generate import DEFAULT_VAE, DEFAULT_WAVENET, main as generate_main
+from reference.generate import DEFAULT_MAGNITUDE, DEFAULT_VAE, DEFAULT_WAVENET, main as generate_main
 from reference.preprocess import LogMelParams, logmel
 from reference.train import CheckpointError, TrainOptions, data_hash, load_checkpoint, train
 from reference.vae import VAEConfig
+from reference.vocoder import MagnitudeConfig, MagnitudeVocoder
 from reference.wavenet import WaveNetConfig
 
 TINY_WAVENET = WaveNetConfig(layer_size=3, stack_size=1, residual_channels=8, gate_channels=8, skip_channels=8,
                              condition_channels=8)
 TINY_VAE = VAEConfig(channels=(4, 8, 8, 16), latent_channels=4)
+TINY_MAGNITUDE = MagnitudeConfig(channels=16, head_channels=16, dilations=(1, 2), griffin_lim_iterations=4)
 OPTIONS = {
     "wavenet": TrainOptions(steps=30, batch_size=4, segment=4, lr=1e-2, threads=1, validate_every=10,
                             checkpoint_every=10, progress=False),
     "vae": TrainOptions(steps=30, batch_size=4, segment=16, lr=3e-3, threads=1, validate_every=10,
                         checkpoint_every=10, progress=False),
+    "magnitude": TrainOptions(steps=30, batch_size=4, segment=16, lr=3e-3, threads=1, validate_every=10,
+                              checkpoint_every=10, progress=False),
 }
-CONFIGS = {"wavenet": TINY_WAVENET, "vae": TINY_VAE}
+CONFIGS = {"wavenet": TINY_WAVENET, "vae": TINY_VAE, "magnitude": TINY_MAGNITUDE}
 
 
 def voiced_clip(rng: np.random.Generator, seconds: float = 1.5) -> np.ndarray:
@@ -55,12 +59,13 @@ def run(kind: str, data, out, log=lambda line: None, **changes):
 
 @pytest.fixture(scope="module")
 def trained(audio_dir, tmp_path_factory):
-    """Tiny checkpoints after 30 steps: {"wavenet": (model, checkpoint), "vae": ..., "dir": folder}."""
+    """Tiny checkpoints after 30 steps: {"wavenet": (model, checkpoint), "vae": ..., "magnitude": ...,
+    "dir": folder}."""
     folder = tmp_path_factory.mktemp("checkpoints")
-    return {kind: run(kind, audio_dir, folder) for kind in ("wavenet", "vae")} | {"dir": folder}
+    return {kind: run(kind, audio_dir, folder) for kind in CONFIGS} | {"dir": folder}
 
 
-@pytest.mark.parametrize("kind", ["wavenet", "vae"])
+@pytest.mark.parametrize("kind", list(CONFIGS))
 def test_thirty_steps_reduce_the_loss(trained, kind):
     history = trained[kind][1]["history"]
     assert history["step"] == list(range(1, 31))
@@ -104,6 +109,18 @@ def test_same_seed_same_curve_and_resume_continues_it(audio_dir, tmp_path):
     assert resumed["history"]["loss"] == straight["loss"]
 
 
+def test_an_averaged_run_saves_the_average_and_resumes_it(audio_dir, tmp_path):
+    """With --ema the checkpoint holds the moving average of the weights; a resumed run ends where a straight one does."""
+    straight = run("magnitude", audio_dir, tmp_path / "a", steps=6, ema=0.9)
+    run("magnitude", audio_dir, tmp_path / "b", steps=3, ema=0.9)
+    resumed = run("magnitude", audio_dir, tmp_path / "b", steps=6, ema=0.9, resume=True)
+    raw = run("magnitude", audio_dir, tmp_path / "c", steps=6)
+    assert straight[1]["training"]["ema"] == 0.9 and resumed[1]["history"]["loss"] == straight[1]["history"]["loss"]
+    assert all(torch.equal(value, resumed[1]["model"][name]) for name, value in straight[1]["model"].items())
+    assert raw[1]["history"]["loss"] == straight[1]["history"]["loss"]  # averaging never changes the training itself
+    assert not all(torch.equal(value, raw[1]["model"][name]) for name, value in straight[1]["model"].items())
+
+
 def test_resume_refuses_other_data(audio_dir, tmp_path):
     other = tmp_path / "other"
     other.mkdir()
@@ -136,11 +153,27 @@ def assert_valid_wav(path, samples):
     return wav
 
 
-@pytest.mark.parametrize("vocoder", ["wavenet", "griffin-lim"])
+def test_the_magnitude_vocoder_starts_at_the_mel_pseudo_inverse_and_its_floor_is_silence_safe():
+    """Untrained, the network's residual is zero: its magnitude is the mel's pseudo-inverse, which gives the mel back."""
+    model = MagnitudeVocoder(TINY_MAGNITUDE).eval()
+    rng = np.random.default_rng(0)
+    mel = logmel(voiced_clip(rng), LogMelParams())
+    magnitude = model.magnitude(mel)
+    assert magnitude.shape == (513, mel.shape[1]) and np.all(np.isfinite(magnitude)) and magnitude.min() >= 0
+    from reference.preprocess import mel_filterbank
+
+    back = np.log(np.maximum(mel_filterbank() @ magnitude, 1e-5))
+    loud = mel > -6  # where the mel is well above its floor, the pseudo-inverse reproduces it
+    assert np.abs(back - mel)[loud].mean() < 0.2
+    silent = np.full((80, 12), np.log(1e-5), np.float32)
+    assert model.magnitude(silent).max() < 1e-3
+
+
+@pytest.mark.parametrize("vocoder", ["magnitude", "wavenet", "griffin-lim"])
 def test_reconstruct_writes_a_valid_wav_per_logmel(trained, audio_dir, tmp_path, vocoder):
     frames = contract_mel_dir(tmp_path / "mels", audio_dir)
     code = generate_main(["--mel-dir", str(tmp_path / "mels"), "--out-dir", str(tmp_path / "out"),
-                          "--vocoder", vocoder, "--checkpoint", str(trained["dir"] / "wavenet.pt")], prog="generate")
+                          "--vocoder", vocoder, "--checkpoint-dir", str(trained["dir"])], prog="generate")
     assert code == 0
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["utt0.wav", "utt1.wav"]
     for i, count in enumerate(frames):
@@ -151,18 +184,17 @@ def test_reconstruct_names_the_bad_input(trained, audio_dir, tmp_path, capsys):
     contract_mel_dir(tmp_path / "mels", audio_dir)
     np.save(tmp_path / "mels" / "bad.npy", np.zeros((64, 10), np.float32))
     code = generate_main(["--mel-dir", str(tmp_path / "mels"), "--out-dir", str(tmp_path / "out"),
-                          "--checkpoint", str(trained["dir"] / "wavenet.pt")], prog="generate")
+                          "--checkpoint-dir", str(trained["dir"])], prog="generate")
     assert code == 1 and "bad.npy" in capsys.readouterr().err
     (tmp_path / "mels" / "bad.npy").unlink()
     (tmp_path / "mels" / "params.json").write_text(replace(LogMelParams(), hop_length=128).to_json())
     code = generate_main(["--mel-dir", str(tmp_path / "mels"), "--out-dir", str(tmp_path / "out"),
-                          "--checkpoint", str(trained["dir"] / "wavenet.pt")], prog="generate")
+                          "--checkpoint-dir", str(trained["dir"])], prog="generate")
     assert code == 1 and "griffin-lim" in capsys.readouterr().err
 
 
 def test_sample_writes_num_clips_the_same_for_a_seed(trained, tmp_path):
-    checkpoints = ["--checkpoint", str(trained["dir"] / "wavenet.pt"),
-                   "--vae-checkpoint", str(trained["dir"] / "vae.pt")]
+    checkpoints = ["--checkpoint-dir", str(trained["dir"])]
     for name, seed in (("a", "3"), ("b", "3"), ("c", "4")):
         assert generate_main(["--num", "2", "--seed", seed, "--out-dir", str(tmp_path / name)] + checkpoints,
                              prog="generate") == 0
@@ -174,8 +206,8 @@ def test_sample_writes_num_clips_the_same_for_a_seed(trained, tmp_path):
 
 
 def test_the_committed_checkpoints_serve_the_command_line(audio_dir, tmp_path):
-    for path in (DEFAULT_WAVENET, DEFAULT_VAE):
-        assert path.stat().st_size < 3_000_000, f"{path} is meant to be committed; keep it small"
+    sizes = {path: path.stat().st_size for path in (DEFAULT_MAGNITUDE, DEFAULT_WAVENET, DEFAULT_VAE)}
+    assert sum(sizes.values()) < 10_000_000, f"meant to be committed; keep them small: {sizes}"
     (frames,) = contract_mel_dir(tmp_path / "mels", audio_dir, lengths=(20,))
     result = subprocess.run([sys.executable, "-m", "reference", "generate", "--mel-dir", str(tmp_path / "mels"),
                              "--out-dir", str(tmp_path / "out")], cwd=PROJECT_ROOT, capture_output=True, text=True,

@@ -1,7 +1,10 @@
 """Static evidence: what a submission's code does, read (never run) from .py files and notebook cells.
 
 Each kind of evidence is a list of :class:`Finding` (file, line, what was seen).
-Python is parsed with :mod:`ast`, so comments and strings never count as code; a
+Python is parsed with :mod:`ast`, so comments and strings never count as code, and evidence counts only
+in code that can run (:mod:`grader.reachability`: not in a function nothing calls, nor in a notebook cell
+that did not run); an architecture's parts count only in code that builds layers
+(:data:`LAYER_CALLS`: an empty ``class Generator`` is no generator). A
 source that does not parse, or is more than :class:`~grader.student_files.CodeParser`
 parses of one file, is searched as text for the same calls instead, and its findings
 say so. Notebook code cells are read with :func:`~grader.student_files.read_notebook`
@@ -15,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from grader.discovery import MAX_CODE_BYTES
+from grader.reachability import Entries, Liveness, UnitSummary, entries_of, liveness, summarize
 from grader.student_files import (MAX_NOTEBOOK_BYTES, CodeParser, OverLimit, StudentFileError, TooLarge, TooMuchCode,
                                   read_bytes, read_notebook)
 
@@ -43,6 +47,8 @@ class Finding:
     line: int
     what: str
     part: str = ""
+    named: bool = False
+    """An architecture part seen in a class or function's name (it must build layers to count)."""
 
     def __str__(self) -> str:
         return f"{self.file}:{self.line}: {self.what}"
@@ -57,6 +63,10 @@ class CodeUnit:
     source: str
     first_line: int = 1
     file: str = ""
+    cell: int = 0
+    """A notebook cell's number, counted as the student sees them (markdown included); 0 for a .py file."""
+    ran: bool | None = None
+    """A notebook cell: whether the handed-in notebook records an execution count for it."""
 
 
 # Attribute or function names (the last parts of a dotted call) and what they show.
@@ -125,27 +135,98 @@ def notebook_cells(path: Path, name: str) -> list[CodeUnit]:
         StudentFileError: the notebook cannot be read (:func:`~grader.student_files.read_notebook`).
         OSError: it is missing or unreadable.
     """
-    return [CodeUnit(f"{name}[cell {index}]", cell.python, file=name)
+    return [CodeUnit(f"{name}[cell {index}]", cell.python, file=name, cell=index, ran=cell.execution_count is not None)
             for index, cell in enumerate(read_notebook(path), 1) if cell.kind == "code"]
 
 
-def find_evidence(units: list[CodeUnit]) -> dict[str, list[Finding]]:
-    """Every kind of evidence in :data:`EVIDENCE` -> what was found for it in ``units``."""
+def find_evidence(units: list[CodeUnit], entries: Entries | None = None,
+                  unreached: dict[str, list[str]] | None = None) -> dict[str, list[Finding]]:
+    """Every kind of evidence in :data:`EVIDENCE` -> what was found for it in the code of ``units`` that can run.
+
+    ``entries``: what the grader runs (:func:`~grader.reachability.entries_of`); None: no entry, so every
+    ``.py`` file's module-level code and every library's definitions count. What was seen but does not
+    count (in a function nothing calls, in a cell that did not run, a part of an architecture in code that
+    builds no layers) goes to ``unreached``, by kind, in words, when given.
+    """
     found: dict[str, list[Finding]] = {kind: [] for kind in EVIDENCE}
     parsers: dict[str, CodeParser] = {}
+    summaries: list[UnitSummary] = []
+    offsets: dict[str, int] = {}
     for unit in units:
         file = unit.file or unit.name
         parser = parsers.setdefault(file, CodeParser(file))
         try:
-            evidence = _tree_evidence(unit, parser.parse(unit.source))
+            tree = parser.parse(unit.source)
         except TooMuchCode:  # data posing as code, or quadratic f-strings: searched as text
             evidence = _text_evidence(unit, "too large to parse")
         except StudentFileError:  # hostile nesting included: searched as text, like any code that does not parse
             evidence = _text_evidence(unit, "file does not parse")
+        else:
+            evidence = _tree_evidence(unit, tree)
+            summaries.append(summarize(unit.name, file, tree, unit.cell, unit.ran))
+            offsets[unit.name] = unit.first_line - 1
+            del tree  # trees are large: one at a time
         for kind, findings in evidence.items():
             found[kind] += findings
-    found["training_loop"] = _complete_training(found["training_loop"])
-    return found
+    live = liveness(summaries, entries or Entries())
+    builders = _layer_builders(summaries)
+    kept: dict[str, list[Finding]] = {kind: [] for kind in EVIDENCE}
+    for kind, findings in found.items():
+        for finding in findings:
+            line = finding.line - offsets.get(finding.file, 0)
+            why = live.why_dead(finding.file, line) if finding.file in offsets and kind in REACHABLE_KINDS else ""
+            if not why and finding.named and (finding.file, _container(summaries, finding.file, line)) not in builders:
+                why = "in code that builds no layers"
+            if why:
+                if unreached is not None:
+                    unreached.setdefault(kind, []).append(f"{finding} ({why})")
+            else:
+                kept[kind].append(finding)
+    kept["training_loop"] = _complete_training(kept["training_loop"])
+    return kept
+
+
+REACHABLE_KINDS = frozenset({"augmentation", "architecture", "training_loop", "pesq_or_snr"})
+"""Evidence that counts only where code that runs reaches it. Loading audio and MFCCs are left as found: the
+``mfcc`` entry's run shows them working, and a notebook's unused ``extract_mfcc`` is still Part 1's answer."""
+LAYER_CALLS = frozenset({
+    # torch.nn
+    "Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d", "Linear", "Bilinear",
+    "LSTM", "GRU", "RNN", "LSTMCell", "GRUCell", "RNNCell", "Embedding", "MultiheadAttention", "Transformer",
+    "TransformerEncoder", "TransformerDecoder", "TransformerEncoderLayer", "TransformerDecoderLayer", "BatchNorm1d",
+    "BatchNorm2d", "LayerNorm", "GroupNorm", "InstanceNorm1d", "Parameter", "LazyLinear", "LazyConv1d", "LazyConv2d",
+    # Keras / tf.keras
+    "Dense", "Conv1D", "Conv2D", "Conv3D", "Conv1DTranspose", "Conv2DTranspose", "SeparableConv1D",
+    "SeparableConv2D", "DepthwiseConv2D", "SimpleRNN", "BatchNormalization", "LayerNormalization",
+    "MultiHeadAttention", "add_weight",
+})
+"""Calls (the last part of the name) and base classes that build layers with weights (``add_weight``: a custom
+Keras layer's). Containers (``nn.Module``, ``Sequential``, Keras's ``Model``) are not: an empty one holds none."""
+
+
+def _layer_builders(summaries: list[UnitSummary]) -> set[tuple[str, str]]:
+    """(unit, definition name) of the top-level definitions that build layers: directly (a call or a base
+    class in :data:`LAYER_CALLS`) or through another definition that does (``ResidualBlock(...)`` in a
+    ``WaveNet``), followed :data:`MAX_BUILDER_ROUNDS` deep."""
+    names = {d.name for s in summaries for d in s.definitions if d.names & LAYER_CALLS}
+    for _ in range(MAX_BUILDER_ROUNDS):
+        more = {d.name for s in summaries for d in s.definitions if d.names & names} - names
+        if not more:
+            break
+        names |= more
+    return {(s.name, d.name) for s in summaries for d in s.definitions if d.name in names}
+
+
+MAX_BUILDER_ROUNDS = 4
+"""Definitions followed from a layer to the model that builds it (block -> stack -> model -> wrapper)."""
+
+
+def _container(summaries: list[UnitSummary], unit: str, line: int) -> str:
+    """The name of the top-level definition of ``unit`` that holds ``line`` ('' for module-level code)."""
+    for summary in summaries:
+        if summary.name == unit:
+            return next((d.name for d in summary.definitions if d.first <= line <= d.last), "")
+    return ""
 
 
 def _dotted(node: ast.AST) -> str:
@@ -175,8 +256,8 @@ def _tree_evidence(unit: CodeUnit, tree: ast.AST) -> dict[str, list[Finding]]:
              and isinstance(node.targets[0], ast.Name) and _dotted(node.value.func).split(".")[-1] in GAUSSIAN_DRAWS}
     """Names a Gaussian draw was assigned to (``epsilon = K.random_normal(...)``, Keras's VAE idiom)."""
 
-    def add(kind: str, node: ast.AST, what: str, part: str = "") -> None:
-        found[kind].append(Finding(unit.name, unit.first_line - 1 + getattr(node, "lineno", 1), what, part))
+    def add(kind: str, node: ast.AST, what: str, part: str = "", named: bool = False) -> None:
+        found[kind].append(Finding(unit.name, unit.first_line - 1 + getattr(node, "lineno", 1), what, part, named))
 
     for node in nodes:
         if isinstance(node, ast.Call):
@@ -194,7 +275,7 @@ def _tree_evidence(unit: CodeUnit, tree: ast.AST) -> dict[str, list[Finding]]:
             add("pesq_or_snr", node, f"{'function' if isinstance(node, ast.FunctionDef) else 'class'} {node.name}")
         if isinstance(node, (ast.ClassDef, ast.FunctionDef)):
             for part, what in _architecture_names(node.name):
-                add("architecture", node, f"{what}: {node.name}", part)
+                add("architecture", node, f"{what}: {node.name}", part, named=part in NEEDS_LAYERS)
         if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mult):
             names = {_dotted(side.func).split(".")[-1] for side in (node.left, node.right) if isinstance(side, ast.Call)}
             noise = names & GAUSSIAN_DRAWS or any(isinstance(side, ast.Name) and side.id in drawn
@@ -243,6 +324,9 @@ NAMED_PARTS = {
     "kld": ("kl", "KL divergence term"),
 }
 """Lower-case fragments of class or function names -> (part, what it shows)."""
+NEEDS_LAYERS = frozenset({"wavenet", "dilated_convolution", "generator", "discriminator", "encoder", "decoder"})
+"""Parts seen in a name that count only where the named code builds layers (:data:`LAYER_CALLS`); the
+reparameterisation, the KL term and the gate are computations, not layers."""
 
 
 def _architecture_names(name: str) -> list[tuple[str, str]]:
@@ -309,13 +393,14 @@ def check(ctx, item) -> "Outcome":
         root = ctx.submission.work_dir
         files = [root / name for name in ctx.submission.files if name.endswith((".py", ".ipynb"))]
         units, unread = code_units(files, root)
-        ctx.memo["static_evidence"] = find_evidence(units), unread
-    found, unread = ctx.memo["static_evidence"]
+        unreached: dict[str, list[str]] = {}
+        ctx.memo["static_evidence"] = find_evidence(units, entries_of(ctx.discovery), unreached), unread, unreached
+    found, unread, unreached = ctx.memo["static_evidence"]
     asked = list(item.params["evidence"])
     unknown = [kind for kind in asked if kind not in EVIDENCE]
     if unknown:
         raise ValueError(f"unknown evidence kinds {unknown}; known: {sorted(EVIDENCE)}")
-    satisfied, missing, evidence = [], [], []
+    satisfied, missing, uncounted, evidence = [], [], [], []
     for kind in asked:
         findings = found[kind]
         complete = [family for family, ok in architectures(findings).items() if ok] if kind == "architecture" else []
@@ -325,8 +410,13 @@ def check(ctx, item) -> "Outcome":
             missing.append(EVIDENCE[kind] + (f"; parts seen: {', '.join(sorted({f.what for f in findings}))}"
                                              if findings else ""))
         evidence += [str(f) for f in findings[:8]]
+        if kind in unreached:
+            uncounted.append(f"{'; '.join(unreached[kind][:3])}" + (" ..." if len(unreached[kind]) > 3 else ""))
+            evidence += [f"not counted: {seen}" for seen in unreached[kind][:4]]
     explanation = (f"Found {', '.join(satisfied)}." if satisfied else "") + (
-        f" Not found: {'; '.join(missing)}." if missing else "")
+        f" Not found: {'; '.join(missing)}." if missing else "") + (
+        f" Seen but not counted (code counts where something that runs reaches it; a model's parts where they "
+        f"build layers): {'; '.join(uncounted)}." if uncounted else "")
     if unread:
         explanation += f" Not read: {'; '.join(unread[:5])}{f' and {len(unread) - 5} more' if len(unread) > 5 else ''}."
     return Outcome(len(satisfied) / len(asked), explanation.strip(), evidence)

@@ -31,13 +31,14 @@ def main():
     files = files[:: max(1, len(files) // args.clips)][: args.clips]  # spread over speech and piano
     params = LogMelParams()
     truths = [librosa.load(path, sr=SAMPLE_RATE)[0] for path in files]
-    outputs = vocode([logmel(wav, params) for wav in truths], params, checkpoint=HERE / "checkpoints" / "wavenet.pt")
+    outputs = vocode([logmel(wav, params) for wav in truths], params, "magnitude",
+                     checkpoint=HERE / "checkpoints" / "magnitude.pt")
     rows = []
     for path, ref, deg in zip(files, truths, outputs):
         n = min(len(ref), len(deg))
         rows.append((path.name, pesq(SAMPLE_RATE, ref[:n], deg[:n], "wb"), snr_db(ref[:n], deg[:n])))
     lines = ["# Evaluation", "",
-             f"The WaveNet vocoder reconstructs {len(rows)} test clips from their log-mels; each output is compared",
+             f"The magnitude vocoder reconstructs {len(rows)} test clips from their log-mels; each output is compared",
              "with the original clip.", "",
              "| clip | PESQ (wide-band) | SNR (dB) |", "| --- | --- | --- |"]
     lines += [f"| {name} | {p:.2f} | {s:.1f} |" for name, p, s in rows]

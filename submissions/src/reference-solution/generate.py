@@ -3,8 +3,9 @@
     python generate.py --mel-dir MELS --out-dir OUT          reconstruct: OUT/<id>.wav for every MELS/<id>.npy
     python generate.py --num N --seed S --out-dir OUT        sample: OUT/0.wav .. OUT/<N-1>.wav
 
-Log-mels are voiced by the WaveNet vocoder (checkpoints/wavenet.pt); samples are
-log-mels drawn from the VAE (checkpoints/vae.pt), then voiced the same way.
+Log-mels are voiced by the magnitude vocoder (checkpoints/magnitude.pt: a network that
+predicts the linear magnitude, then Griffin-Lim); samples are log-mels drawn from the
+VAE (checkpoints/vae.pt), voiced by the autoregressive WaveNet (checkpoints/wavenet.pt).
 """
 import sys
 from pathlib import Path
@@ -14,6 +15,4 @@ from refsol.generate import main
 HERE = Path(__file__).resolve().parent
 
 if __name__ == "__main__":
-    checkpoints = ["--checkpoint", str(HERE / "checkpoints" / "wavenet.pt"),
-                   "--vae-checkpoint", str(HERE / "checkpoints" / "vae.pt")]
-    sys.exit(main(checkpoints + sys.argv[1:], "generate.py"))
+    sys.exit(main(["--checkpoint-dir", str(HERE / "checkpoints")] + sys.argv[1:], "generate.py"))
