@@ -60,7 +60,7 @@ demo: setup data examples  ## set up, build the examples, grade them all, print 
 test: setup data  ## the test suite (under 10 minutes on 2 cores)
 	$(PY) -m pytest -q
 
-reference: setup data  ## retrain the committed checkpoints (reference/checkpoints): CPU, about 90 min; the magnitude vocoder also reads FSDD ($(SHARED_DATA)/fsdd)
+reference: setup data  ## retrain the committed checkpoints (reference/checkpoints): CPU, about 70 min; the magnitude vocoder also reads FSDD ($(SHARED_DATA)/fsdd)
 	$(PY) -m reference train wavenet --data $(DATA) --out reference/checkpoints --minutes 30 --seed 0 --validate-every 50 --checkpoint-every 100 --no-progress
 	$(PY) -m reference train vae --data $(DATA) --out reference/checkpoints --minutes 5 --seed 0 --validate-every 500 --no-progress
 	$(PY) -m reference data real --in $(SHARED_DATA)/fsdd --out .cache/fsdd-speakers --per-speaker 150
