@@ -25,9 +25,10 @@ student environments   ``.cache/environments/<digest>/``     its requirements fi
 =====================  ====================================  ==============================================
 
 Two caches are keyed where they live, not here: the report's spectrogram pictures
-(:mod:`grader.report.spectrograms`: the audio's bytes and the drawing's settings) and the
-feature cache of :mod:`reference.preprocess` (the audio's bytes, the feature parameters and
-librosa's version; ``reference`` never imports ``grader``).
+(:mod:`grader.report.spectrograms`: the audio's bytes, the drawing's settings and
+:func:`code_digest` of the drawing code) and the feature cache of :mod:`reference.preprocess`
+(the audio's bytes, the feature parameters, librosa's version and the module's own source;
+``reference`` never imports ``grader``).
 
 Every file or folder a cache holds is written under a temporary name and renamed into
 place (:func:`atomic_write`; :func:`staged_folder`, or :func:`staging_folder` then

@@ -318,12 +318,21 @@ def features_of_file(path: str | os.PathLike, kind: FeatureKind) -> np.ndarray:
 
 
 def feature_cache_key(path: str | os.PathLike, kind: FeatureKind) -> str:
-    """Content hash of the file's bytes, the feature kind and its parameters (hex sha256)."""
+    """Content hash of the file's bytes, the feature kind and its parameters, librosa's version and this
+    module's own code (:func:`_code_digest`), so a fix to the features computes them again (hex sha256)."""
     import librosa
 
     digest = hashlib.sha256(Path(path).read_bytes())
-    digest.update(f"{kind}|{N_MFCC}|{LogMelParams().to_json()}|librosa {librosa.__version__}".encode())
+    digest.update(f"{kind}|{N_MFCC}|{LogMelParams().to_json()}|librosa {librosa.__version__}|"
+                  f"{_code_digest()}".encode())
     return digest.hexdigest()
+
+
+@functools.cache
+def _code_digest() -> str:
+    """sha256 (hex) of this module's source: the code that computes the features (``reference`` never imports
+    ``grader``, whose :mod:`grader.cache` keys the other caches)."""
+    return hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
 
 
 def _extract_one(task: tuple[str, str, str, str | None]) -> tuple[str, str | None, bool]:

@@ -162,3 +162,12 @@ def test_features_command_writes_npy_and_uses_the_cache(tmp_path, monkeypatch):
     assert "3 written" in result.stdout and "broken.wav" in result.stdout
     assert np.load(out / "clip0.npy").shape == (80, 1 + 24000 // 256)
     assert pp.LogMelParams.from_json((out / "params.json").read_text()) == pp.LogMelParams()
+
+
+def test_the_feature_cache_key_covers_the_code_that_computes_features(tmp_path, monkeypatch):
+    clip = tmp_path / "clip.wav"
+    clip.write_bytes(b"RIFF same bytes")
+    before = pp.feature_cache_key(clip, "mfcc")
+    assert pp.feature_cache_key(clip, "mfcc") == before != pp.feature_cache_key(clip, "logmel")
+    monkeypatch.setattr(pp, "_code_digest", lambda: "edited")
+    assert pp.feature_cache_key(clip, "mfcc") != before

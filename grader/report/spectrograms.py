@@ -46,9 +46,16 @@ class Spectrogram:
     problem: str | None = None
 
 
+DRAWING_CODE = ("grader/report/spectrograms.py", "reference/preprocess.py")
+"""The code that draws a picture (:func:`grader.cache.code_digest` of it is part of each cached file's name)."""
+
+
 def content_key(audio: Path) -> str:
-    """SHA-256 (hex) of the audio file's bytes and of :data:`STYLE`: the cached picture's name."""
-    digest = hashlib.sha256(STYLE.encode())
+    """SHA-256 (hex) of the audio file's bytes, of :data:`STYLE` and of the drawing code (:data:`DRAWING_CODE`):
+    the cached picture's name, so a fix to the drawing draws every picture again."""
+    from grader.cache import code_digest
+
+    digest = hashlib.sha256(f"{STYLE}|{code_digest(DRAWING_CODE)}".encode())
     with open(audio, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
