@@ -63,6 +63,8 @@ def check(ctx: CheckContext, item: Item) -> Outcome:
         share *= params.model_free_share
         explanation += (f" {use.explanation} Audio that does not depend on the model keeps "
                         f"{params.model_free_share:.0%} of these points (the rubric's model_free_share).")
+    elif use.verdict == "trained_in_run":
+        explanation += f" {use.explanation} A run that trains its model is exempt: these points stand."
     evidence += use.evidence
     return Outcome(share, explanation, evidence, {"metric": metric, "student": student_mean, "bars": bars.to_dict(),
                                                   "model_use": use.verdict, **context})
