@@ -9,7 +9,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 DATA := data/embedded
 SHARED_DATA ?= ../shared/data
-MAGNITUDE_STEPS := 9604
+VOCODER_MINUTES ?= 6.5
 export NUMBA_CACHE_DIR := $(CURDIR)/.cache/numba
 
 DEBIAN_PACKAGES := bubblewrap espeak-ng fluidsynth fluid-soundfont-gm sox libsndfile1 chromium
@@ -17,11 +17,11 @@ SYSTEM_STAMP := .cache/system.stamp
 VENV_STAMP := $(VENV)/.installed
 NUMBA_STAMP := .cache/numba/.warmed
 
-.PHONY: help setup student-env demo test data examples bench reference clean
+.PHONY: help setup sandbox-init student-env demo test data examples bench reference clean
 help:  ## this list
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/' | expand -t 14
 
-setup: $(SYSTEM_STAMP) $(VENV_STAMP) $(NUMBA_STAMP) student-env  ## Debian packages, .venv, numba's cache, the student environment (a no-op when done)
+setup: $(SYSTEM_STAMP) $(VENV_STAMP) $(NUMBA_STAMP) sandbox-init student-env  ## Debian packages, .venv, numba's cache, the sandbox's first program, the student environment (a no-op when done)
 
 $(SYSTEM_STAMP): Makefile
 	@missing=$$(for p in $(DEBIAN_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
@@ -42,6 +42,11 @@ $(NUMBA_STAMP): $(VENV_STAMP)
 	$(PY) -m reference warm
 	@touch $@
 
+# sandbox-init, the first program of every sandboxed run (grader/sandbox_init.c; grader/sandbox/init_program.py),
+# built under .cache/sandbox once per version of its source; without a C compiler, runs use setpriv and prlimit.
+sandbox-init: $(VENV_STAMP)  ## the sandbox's first program, compiled from grader/sandbox_init.c (a no-op, 0.1 s, when it is built)
+	$(PY) -m grader.sandbox.init_program
+
 # The environment student code runs with (environments/course.txt; grader/environment.py), ~3 GB.
 student-env: $(VENV_STAMP)  ## the environment student code runs with (a no-op, 0.2 s, when it is built)
 	$(VENV)/bin/grade env build
@@ -60,11 +65,12 @@ demo: setup data examples  ## set up, build the examples, grade them all, print 
 test: setup data  ## the test suite (under 10 minutes on 2 cores)
 	$(PY) -m pytest -q
 
-reference: setup data  ## retrain the committed checkpoints (reference/checkpoints): CPU, about 70 min; the magnitude vocoder also reads FSDD ($(SHARED_DATA)/fsdd)
+reference: setup data  ## retrain the committed checkpoints (reference/checkpoints): WaveNet and VAE 35 CPU min; the vocoder VOCODER_MINUTES on a GPU (its 6.5 min on one H200 are many hours of CPU), on FSDD too ($(SHARED_DATA)/fsdd)
 	$(PY) -m reference train wavenet --data $(DATA) --out reference/checkpoints --minutes 30 --seed 0 --validate-every 50 --checkpoint-every 100 --no-progress
 	$(PY) -m reference train vae --data $(DATA) --out reference/checkpoints --minutes 5 --seed 0 --validate-every 500 --no-progress
 	$(PY) -m reference data real --in $(SHARED_DATA)/fsdd --out .cache/fsdd-speakers --per-speaker 150
-	$(PY) -m reference train magnitude --data $(DATA) .cache/fsdd-speakers --out reference/checkpoints --steps $(MAGNITUDE_STEPS) --batch-size 32 --segment 64 --lr 1e-3 --ema 0.999 --seed 0 --validate-every 250 --checkpoint-every 250 --no-progress
+	$(PY) -m reference train-vocoder prepare --out .cache/vocoder-data --data $(DATA) --fsdd .cache/fsdd-speakers
+	$(PY) -m reference train-vocoder train --data .cache/vocoder-data --out reference/checkpoints/magnitude.pt --minutes $(VOCODER_MINUTES) --config '{"channels": 256, "head_channels": 512, "dilations": [1, 2, 4, 8, 1, 2, 4, 8]}' --batch-size 128 --seed 1
 
 bench: setup data examples  ## every benchmark in bench/, each printing ratios against its own baseline
 	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done

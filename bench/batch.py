@@ -1,4 +1,4 @@
-"""Batch grading at class scale: throughput with --jobs 1 and --jobs 2, and a cached regrade.
+"""Batch grading at class scale: throughput with --jobs 1 and --jobs 2, a cached regrade, and a re-scoring.
 
 A class of ``--count`` submissions (40 by default) is made from the example zips
 (``make examples``): copies of each, every copy with one extra file of its own, so
@@ -28,7 +28,17 @@ so the ratio measures the batch's own scaling. The default examples are the quic
 ones (``partial``, ``broken``, ``vae-only``: about 10 s each); ``--examples`` picks
 others (``reference-solution`` takes about a minute, ``misbehaving`` four, by design).
 
-    .venv/bin/python bench/batch.py [--count 40] [--examples partial broken vae-only]
+Then the re-scoring (issue 16, item 6): the six examples are graded with the bundled
+rubric, then again after a change of the scoring only (:data:`RESCORING`: a point moved
+between two items, the quality item's full points at Griffin-Lim's score instead of the
+reference's), which re-scores them from what the first grading kept (``OUT/evidence``),
+then once more with ``--force`` and the changed rubric: a full regrade. Printed: the
+re-scoring's seconds against the first grading's, and whether it gave the forced
+regrade's results. Goal: re-scoring the six takes under 5 s, ``grade`` command included.
+``--rescoring-only`` measures only that (some 10 minutes: ``misbehaving`` runs into its
+time limits twice).
+
+    .venv/bin/python bench/batch.py [--count 40] [--examples partial broken vae-only] [--rescoring-only]
 """
 from __future__ import annotations
 
@@ -47,8 +57,16 @@ from pathlib import Path
 from reference import PROJECT_ROOT
 
 EXAMPLES = PROJECT_ROOT / "submissions"
-GOALS = {"efficiency": 0.85, "own_seconds": 0.5, "cached_speedup": 50.0}
-VARYING = {"started_at", "finished_at", "seconds", "timings", "source"}
+GOALS = {"efficiency": 0.85, "own_seconds": 0.5, "cached_speedup": 50.0, "rescoring_seconds": 5.0}
+VARYING = {"started_at", "finished_at", "seconds", "timings", "source", "wall_seconds", "cpu_seconds",
+           "peak_memory_bytes", "reused"}
+"""Fields of a result, at any depth, that say when, how fast, or whether student code ran now or earlier."""
+RESCORING = (('title = "Audio is loaded and MFCCs are extracted with librosa"\npoints = 4',
+              'title = "Audio is loaded and MFCCs are extracted with librosa"\npoints = 5'),
+             ('title = "Data augmentation (pitch shift, noise, time shift or stretch)"\npoints = 6',
+              'title = "Data augmentation (pitch shift, noise, time shift or stretch)"\npoints = 5'),
+             ('full_at = "reference"', 'full_at = "griffin_lim"'))
+"""The change of scoring re-scored: (old, new) text of the bundled rubric."""
 
 
 def make_class(folder: Path, examples: list[str], count: int) -> list[Path]:
@@ -67,11 +85,11 @@ def make_class(folder: Path, examples: list[str], count: int) -> list[Path]:
     return zips
 
 
-def grade(zips: list[Path], out_dir: Path, jobs: int) -> float:
-    """Run the ``grade`` command on ``zips``; its wall seconds."""
+def grade(zips: list[Path], out_dir: Path, jobs: int, *options: str) -> float:
+    """Run the ``grade`` command on ``zips`` (with ``options``: ``--rubric FILE``, ``--force``); its wall seconds."""
     started = time.perf_counter()
     completed = subprocess.run([str(PROJECT_ROOT / ".venv" / "bin" / "grade"), *map(str, zips), "--out", str(out_dir),
-                                "--jobs", str(jobs)], capture_output=True, text=True)
+                                "--jobs", str(jobs), *options], capture_output=True, text=True)
     seconds = time.perf_counter() - started
     if completed.returncode != 0:
         raise SystemExit(f"grade --jobs {jobs} failed:\n{completed.stderr[-3000:]}")
@@ -82,13 +100,18 @@ def results(out_dir: Path) -> dict[str, dict]:
     return {path.stem: json.loads(path.read_text()) for path in sorted((out_dir / "results").glob("*.json"))}
 
 
-def comparable(result: dict) -> dict:
-    """A result without what says when or how fast."""
-    kept = {k: v for k, v in result.items() if k not in VARYING}
-    kept["items"] = [{k: v for k, v in item.items() if k != "seconds"} for item in kept["items"]]
-    kept["runs"] = [{**run, "result": {k: v for k, v in run["result"].items()
-                                       if k not in ("wall_seconds", "cpu_seconds", "peak_memory_bytes")}}
-                    for run in kept["runs"]]
+def comparable(value):
+    """A result (or any part of one) without what says when, how fast, or whether student code ran now or earlier:
+    the :data:`VARYING` fields at any depth, and what runs printed on stdout and how much (a program may print its
+    time)."""
+    if isinstance(value, list):
+        return [comparable(part) for part in value]
+    if not isinstance(value, dict):
+        return value
+    kept = {k: comparable(v) for k, v in value.items() if k not in VARYING}
+    for run in kept.get("runs", []):
+        for printed in ("stdout", "output_bytes"):
+            run["result"].pop(printed)
     return kept
 
 
@@ -124,13 +147,43 @@ def seconds_per_picture(audio: list[Path], scratch: Path, count: int = 12) -> fl
     return (time.perf_counter() - started) / max(1, len(distinct))
 
 
+def rescoring(scratch: Path) -> tuple[float, float, list[str]]:
+    """Grade the six examples, re-score them after a change of the scoring (:data:`RESCORING`), then regrade them
+    with ``--force``: the first grading's seconds, the re-scoring's, and where the re-scored results differ from
+    the forced regrade's."""
+    from grader.rubric import DEFAULT_RUBRIC
+
+    examples = sorted(EXAMPLES.glob("*.zip"))
+    if len(examples) < 6:
+        raise SystemExit(f"the six example zips are not all in {EXAMPLES}: run `make examples` first")
+    text = DEFAULT_RUBRIC.read_text()
+    for old, new in RESCORING:
+        assert text.count(old) == 1, f"the bundled rubric no longer says {old!r}: update RESCORING"
+        text = text.replace(old, new)
+    changed = scratch / "rescoring.toml"
+    changed.write_text(text)
+    out_dir = scratch / "rescoring"
+    first = grade(examples, out_dir, 2)
+    seconds = grade(examples, out_dir, 2, "--rubric", str(changed))
+    rescored = results(out_dir)
+    grade(examples, out_dir, 2, "--rubric", str(changed), "--force")
+    return first, seconds, differences(rescored, results(out_dir))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=40, help="submissions in the class (default 40)")
     parser.add_argument("--examples", nargs="+", default=["partial", "broken", "vae-only"],
                         help="example zips (names in submissions/) the class is made of")
+    parser.add_argument("--rescoring-only", action="store_true", help="measure only the re-scoring of the six examples")
     args = parser.parse_args()
     print("load average before: " + " ".join(f"{load:.2f}" for load in os.getloadavg()))
+    if args.rescoring_only:
+        with tempfile.TemporaryDirectory(prefix="bench-rescoring-") as scratch:
+            met = print_rescoring(*rescoring(Path(scratch)))
+        print("load average after: " + " ".join(f"{load:.2f}" for load in os.getloadavg()))
+        print(f"goals: re-scoring {'met' if met else 'NOT met'}")
+        return 0
     with tempfile.TemporaryDirectory(prefix="bench-batch-") as scratch:
         scratch = Path(scratch)
         (scratch / "class").mkdir()
@@ -143,6 +196,7 @@ def main() -> int:
         own_audio = students_own_audio(scratch / "jobs-1", first)
         distinct_audio = len({hashlib.sha256(path.read_bytes()).digest() for path in own_audio})
         per_picture = seconds_per_picture(own_audio, scratch / "pictures")
+        graded_six, rescored_six, rescoring_differs = rescoring(scratch)
     count = len(zips)
     student_code = sum(r["timings"].get("student_code", 0.0) for r in first.values())
     student_code_parallel = sum(r["timings"].get("student_code", 0.0) for r in second.values())
@@ -169,12 +223,25 @@ def main() -> int:
     print(f"--jobs 1 and --jobs 2 results identical: {not differing}")
     for line in differing[:20]:
         print(f"  {line}")
+    rescoring_met = print_rescoring(graded_six, rescored_six, rescoring_differs)
     print("load average after: " + " ".join(f"{load:.2f}" for load in os.getloadavg()))
     met = (efficiency >= GOALS["efficiency"], own <= GOALS["own_seconds"], speedup >= GOALS["cached_speedup"],
-           not differing)
+           not differing, rescoring_met)
     print("goals: " + ", ".join(f"{name} {'met' if ok else 'NOT met'}" for name, ok in
-                                zip(("efficiency", "own time", "cached regrade", "identical results"), met)))
+                                zip(("efficiency", "own time", "cached regrade", "identical results", "re-scoring"),
+                                    met)))
     return 0
+
+
+def print_rescoring(graded: float, rescored: float, differing: list[str]) -> bool:
+    """Print the re-scoring's figures (:func:`rescoring`); whether its goal is met (fast enough, and the forced
+    regrade's results)."""
+    print(f"re-scoring the six examples after a change of points and bars: {rescored:.2f} s, against {graded:.1f} s "
+          f"for grading them ({graded / rescored:.0f}x faster; goal < {GOALS['rescoring_seconds']:g} s)")
+    print(f"re-scored results identical to a --force regrade with the changed rubric: {not differing}")
+    for line in differing[:20]:
+        print(f"  {line}")
+    return rescored < GOALS["rescoring_seconds"] and not differing
 
 
 if __name__ == "__main__":

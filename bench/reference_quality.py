@@ -126,7 +126,7 @@ def main() -> int:
         path = PROJECT_ROOT / "reference" / "checkpoints" / f"{name}.pt"
         training = load_checkpoint(path)[1]["training"]
         print(f"reference/checkpoints/{name}.pt: {training['step']} steps, {training['seconds'] / 60:.1f} min of "
-              f"CPU training, seed {training['seed']}")
+              f"training on {training.get('device', 'CPU')}, seed {training['seed']}")
     score_set("embedded held-out split", embedded_clips(args.clips), args.jobs)
     if (SHARED_DATA / "fsdd").is_dir():
         score_set("FSDD speakers unseen in training", fsdd_clips(args.clips), args.jobs)

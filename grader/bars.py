@@ -10,24 +10,20 @@ held-out clips. Its rubric parameters place two bars on that metric:
   WaveNet freshly initialised, whose output is noise; the default) or a number.
 
 Between the bars, points follow ``curve``. A bar that leaves no room (full points at or
-below the floor, in the metric's own direction) is a rubric error naming the item: at
-rubric load when both bars are numbers (:class:`QualityParams`), and when the baseline
-is computed, before any student is graded, for bars named by a source
-(:func:`check_bars`).
+below the floor, in the metric's own direction, :data:`reference.evaluation.METRICS`) is a
+rubric error naming the item: at rubric load when both bars are numbers (the item's
+parameters, :class:`~grader.rubric_params.QualityParams`), and when the baseline is
+computed, before any student is graded, for bars named by a source (:func:`check_bars`).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from grader.rubric_params import CHECK_PARAMS, QualityParams, no_room
+from reference.evaluation import METRICS
 
-QUALITY_CHECKS = ("reconstruct",)
-"""Check kinds whose parameters are :class:`QualityParams`."""
-HIGHER_IS_BETTER = {"pesq_wb": True, "pesq_nb": True, "snr": True, "seg_snr": True, "si_sdr": True, "stoi": True,
-                    "estoi": True, "lsd": False, "mcd": False, "mel_l1": False}
-"""The metrics a quality item may use, and their direction."""
-CURVES = ("linear", "sqrt")
+QUALITY_CHECKS = tuple(kind for kind, model in CHECK_PARAMS.items() if model is QualityParams)
+"""Check kinds whose parameters are :class:`~grader.rubric_params.QualityParams`."""
 BASELINE_SOURCE = {"reference": "reference", "griffin_lim": "griffin_lim", "untrained": "floor"}
 """A bar's name in the rubric -> the baseline source (:mod:`grader.scoring`) whose mean it takes."""
 SOURCE_WORDS = {"reference": "the reference solution", "griffin_lim": "Griffin-Lim on the true log-mel",
@@ -36,49 +32,6 @@ SOURCE_WORDS = {"reference": "the reference solution", "griffin_lim": "Griffin-L
 
 class BarsError(ValueError):
     """Bars that leave no room for points; the message names the item and what to change."""
-
-
-class QualityParams(BaseModel):
-    """A quality item's parameters (``params = { ... }`` of a ``reconstruct`` item)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    metric: str = Field("pesq_wb", description="The metric scored: one of HIGHER_IS_BETTER's keys.")
-    curve: Literal["linear", "sqrt"] = Field("linear", description="linear: proportional between the bars; sqrt: "
-                                             "the first steps above the floor earn more.")
-    full_at: Literal["reference", "griffin_lim"] | float = Field(
-        "reference", description="Full points at the reference solution's score, at Griffin-Lim's, or at a number.")
-    floor_at: Literal["untrained"] | float = Field(
-        "untrained", description="No points at or below an untrained model's score (the reference WaveNet "
-        "freshly initialised), or a number.")
-    model_free_share: float = Field(
-        0.0, ge=0.0, le=1.0, description="Share of the points kept when the audio does not depend on the "
-        "submission's model (Griffin-Lim alone is a vocoder, not a model): 0 by default.")
-    jobs: int = Field(2, ge=1, description="Scoring processes.")
-
-    @field_validator("metric")
-    @classmethod
-    def _known_metric(cls, value: str) -> str:
-        if value not in HIGHER_IS_BETTER:
-            raise ValueError(f"unknown metric {value!r}; use one of {sorted(HIGHER_IS_BETTER)}")
-        return value
-
-    @model_validator(mode="after")
-    def _room_between_numbers(self) -> "QualityParams":
-        if not isinstance(self.full_at, str) and not isinstance(self.floor_at, str):
-            problem = _no_room(self.full_at, self.floor_at, HIGHER_IS_BETTER[self.metric])
-            if problem:
-                raise ValueError(f"full_at {self.full_at:g} and floor_at {self.floor_at:g}: {problem}")
-        return self
-
-
-def _no_room(full: float, floor: float, higher_is_better: bool) -> str:
-    """Why bars ``full`` and ``floor`` leave no room for points ('' when they do)."""
-    if full == floor or (full < floor) == higher_is_better:
-        return (f"full points must lie {'above' if higher_is_better else 'below'} the floor "
-                f"({'higher' if higher_is_better else 'lower'} is better on this metric), or no score earns part "
-                f"of the points")
-    return ""
 
 
 @dataclass(frozen=True)
@@ -96,7 +49,7 @@ class Bars:
 
     @property
     def higher_is_better(self) -> bool:
-        return HIGHER_IS_BETTER[self.metric]
+        return METRICS[self.metric].higher_is_better
 
     def fraction(self, value: float | None) -> float:
         """Share of the points (0..1) for ``value``; 0 for a missing value."""
@@ -148,7 +101,7 @@ def resolve(params: QualityParams, means: dict[str, dict[str, float | None]], it
             values.append(float(written))
             sources.append("number")
     full, floor = values
-    problem = _no_room(full, floor, HIGHER_IS_BETTER[params.metric])
+    problem = no_room(full, floor, METRICS[params.metric].higher_is_better)
     if problem:
         raise BarsError(f"rubric item {item_id!r}: full points at {full:.3f} ({params.full_at!r}) and the floor at "
                         f"{floor:.3f} ({params.floor_at!r}) on {params.metric}: {problem}. Set full_at or floor_at "
@@ -166,7 +119,7 @@ def check_bars(items, means: dict[str, dict[str, float | None]]) -> dict[str, Ba
     for item in items:
         if item.check in QUALITY_CHECKS:
             try:
-                bars[item.id] = resolve(QualityParams.model_validate(item.params), means, item.id)
+                bars[item.id] = resolve(item.params, means, item.id)
             except BarsError as error:
                 problems.append(str(error))
     if problems:

@@ -5,9 +5,12 @@ worker processes (or on a dask cluster, :mod:`grader.cluster`), with a progress 
   is compared with the result already in ``OUT/results``; an equal key reuses it, so a
   batch stopped by Ctrl-C or ``kill -9`` grades only what is missing when started
   again, and an unchanged class is not graded twice. ``force`` regrades everything.
-- Runs: a submission regraded because the scoring changed (a metric, the rubric) takes its
-  runs of student code from ``OUT/runs`` (:mod:`grader.run_cache`) instead of running them
-  again; ``force`` runs them again.
+- Re-scoring: a submission regraded because only the rubric's scoring changed (points, bars,
+  tolerances, the answer key) is re-scored from what its last grading kept (:mod:`grader.evidence`):
+  nothing is unpacked, run or measured, so it is graded here, in this process, before the
+  others start. One regraded because the grader changed (a metric fixed) takes its runs of
+  student code from ``OUT/runs`` (:mod:`grader.run_cache`) instead of running them again.
+  ``force`` does neither: everything is graded and run again.
 - Results are written one by one as each submission finishes, atomically, by the
   process that graded it; this module keeps only a one-line :class:`BatchEntry` per
   submission, and at most ``jobs`` submissions are in flight, so memory stays flat
@@ -30,54 +33,17 @@ import os
 from collections import Counter
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
+from grader import evidence
+from grader.batch_entries import BatchEntry, Pending, record_failure
 from grader.cache import read_result, reusable
 from grader.folders import walk_files
 from grader.identity import attempt_id
 from grader.intake import submission_id
 from grader.pipeline import RESULTS_FOLDER, GradingSetup, grade_submission, warm_up
 from grader.report.spectrograms import draw_spectrograms, warm_up_drawing
-from grader.results import SubmissionResult
-
-
-@dataclass(frozen=True)
-class BatchEntry:
-    """One submission's line in a batch's summary (the full result is on disk)."""
-
-    submission_id: str
-    source: str
-    status: str
-    total: float
-    max_total: float
-    seconds: float
-    reused: bool
-    """Taken from an earlier run's result (same cache key), not graded now."""
-    message: str = ""
-
-    @classmethod
-    def of(cls, result: SubmissionResult, reused: bool) -> BatchEntry:
-        first_line = result.message.strip().splitlines()[0] if result.message.strip() else ""
-        return cls(result.submission_id, result.source, result.status, result.total, result.max_total,
-                   result.seconds, reused, first_line if result.status != "graded" else "")
-
-    @property
-    def failed(self) -> bool:
-        """Refused or a grader error: no grading of the work itself happened."""
-        return self.status != "graded"
-
-
-@dataclass(frozen=True)
-class Pending:
-    """A submission to grade now, with its id and the cache key its result will carry."""
-
-    source: Path
-    submission_id: str
-    key: str
-    earlier_seconds: float | None = None
-    """How long its earlier grading took, where an earlier result (not reusable now) says."""
 
 
 def cores_per_job(jobs: int) -> int:
@@ -91,7 +57,8 @@ def plan(sources: list[Path], setup: GradingSetup, force: bool = False) -> tuple
     A file given twice is one source; files of one student are its attempts (:func:`submission_ids`).
     """
     sources = _once_each(sources)
-    _remove_stale_temporaries(setup.out_dir / RESULTS_FOLDER)
+    for folder in (RESULTS_FOLDER, evidence.EVIDENCE_FOLDER):
+        _remove_stale_temporaries(setup.out_dir / folder)
     reused, pending = [], []
     for source, sid in zip(sources, submission_ids(sources)):
         key = setup.cache_key(source)
@@ -100,7 +67,8 @@ def plan(sources: list[Path], setup: GradingSetup, force: bool = False) -> tuple
             reused.append(BatchEntry.of(earlier, reused=True))
         else:
             took = earlier.seconds if earlier is not None and earlier.status != "grader_error" else None
-            pending.append(Pending(Path(source), sid, key, took))
+            kept = not force and evidence.stands(setup.out_dir, sid, setup.evidence_key(source))
+            pending.append(Pending(Path(source), sid, key, took, kept))
     return reused, pending
 
 
@@ -142,9 +110,9 @@ def _modified(source: Path) -> int:
         return 0
 
 
-def _remove_stale_temporaries(results: Path) -> None:
-    """Remove half-written result files (``.<id>.json.<pid>.tmp``) of graders that were killed."""
-    for leftover in results.glob(".*.json.*.tmp"):
+def _remove_stale_temporaries(folder: Path) -> None:
+    """Remove half-written result or evidence files (``.<id>.json.<pid>.tmp``) of graders that were killed."""
+    for leftover in folder.glob(".*.json.*.tmp"):
         pid = leftover.name.rsplit(".", 2)[-2]
         if not (pid.isdigit() and Path(f"/proc/{pid}").exists()):
             leftover.unlink(missing_ok=True)
@@ -173,6 +141,11 @@ def grade_all(sources: list[Path], setup: GradingSetup, jobs: int = 1, *, force:
             graded.append(entry)
             progress.finished(entry)
 
+        rescored = [item for item in pending if item.rescoring]  # cheap: here, without starting workers
+        pending = [item for item in pending if not item.rescoring]
+        for item in rescored:
+            progress.started(item)
+            finished(_grade_one(item, setup))
         if scheduler is not None:
             from grader.cluster import grade_on_cluster
 
@@ -194,7 +167,7 @@ def _grade_one(item: Pending, setup: GradingSetup) -> BatchEntry:
     try:
         result = grade_submission(item.source, setup, item.key, sid=item.submission_id)
         draw_spectrograms(result, setup.out_dir)
-    except Exception as error:
+    except (Exception, SystemExit) as error:
         return record_failure(item, setup, error)
     return BatchEntry.of(result, reused=False)
 
@@ -203,39 +176,54 @@ def _grade_in_processes(pending: list[Pending], setup: GradingSetup, jobs: int, 
     """Grade ``pending`` in ``jobs`` forked processes, at most ``jobs`` in flight; a broken pool is replaced.
 
     Long gradings go first, so that none started last ends alone on one core while the others idle
-    (:func:`longest_first`).
+    (:func:`longest_first`). A dying worker breaks the whole pool, failing every submission in flight with it;
+    those are graded again afterwards, each alone in a pool of its own, so that only one that kills its worker by
+    itself gets a ``grader_error`` result.
     """
     warm_up(setup)  # once here, inherited by every forked worker
     warm_up_drawing()
     queue: Iterator[Pending] = iter(longest_first(pending))
-    while True:
-        in_flight: dict = {}
-        with ProcessPoolExecutor(max_workers=jobs) as pool:
-            def submit_next() -> None:
-                item = next(queue, None)
-                if item is not None:
-                    in_flight[pool.submit(_grade_one, item, setup)] = item
-                    started(item)
+    suspects: list[Pending] = []
+    while _grade_in_pool(queue, setup, jobs, started, finished, suspects):
+        pass
+    for item in suspects:
+        _grade_in_pool(iter([item]), setup, 1, lambda _: None, finished, None)
 
-            for _ in range(jobs):
-                submit_next()
-            broken = False
-            while in_flight:
-                done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
-                for future in done:
-                    item = in_flight.pop(future)
-                    try:
-                        entry = future.result()
-                    except BrokenProcessPool as error:
-                        broken = True
-                        entry = record_failure(item, setup, error)
-                    except Exception as error:  # the entry could not come back from the worker
-                        entry = record_failure(item, setup, error)
-                    finished(entry)
-                    if not broken:
-                        submit_next()
-        if not broken:
-            return
+
+def _grade_in_pool(queue: Iterator[Pending], setup: GradingSetup, jobs: int, started, finished,
+                   suspects: list[Pending] | None) -> bool:
+    """Grade from ``queue`` in one pool of ``jobs`` processes until it is empty or the pool breaks (True).
+
+    A submission in flight when the pool broke goes to ``suspects`` (None: gets its ``grader_error`` result)."""
+    in_flight: dict = {}
+    broken = False
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        def submit_next() -> None:
+            item = next(queue, None)
+            if item is not None:
+                in_flight[pool.submit(_grade_one, item, setup)] = item
+                started(item)
+
+        for _ in range(jobs):
+            submit_next()
+        while in_flight:
+            done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+            for future in done:
+                item = in_flight.pop(future)
+                try:
+                    entry = future.result()
+                except BrokenProcessPool as error:
+                    broken = True
+                    if suspects is not None:
+                        suspects.append(item)
+                        continue
+                    entry = record_failure(item, setup, error)
+                except Exception as error:  # the entry could not come back from the worker
+                    entry = record_failure(item, setup, error)
+                finished(entry)
+                if not broken:
+                    submit_next()
+    return broken
 
 
 def longest_first(pending: list[Pending]) -> list[Pending]:
@@ -254,14 +242,6 @@ def _bytes(source: Path) -> int:
         return source.stat().st_size
     except OSError:
         return 0
-
-
-def record_failure(item: Pending, setup: GradingSetup, error: BaseException) -> BatchEntry:
-    """Write (and return the entry of) a ``grader_error`` result for ``item``, which a worker could not grade."""
-    result = SubmissionResult.from_exception(item.submission_id, str(item.source), error, setup.max_total,
-                                             setup.versions)
-    result.write(setup.out_dir / RESULTS_FOLDER)
-    return BatchEntry.of(result, reused=False)
 
 
 class BatchProgress:

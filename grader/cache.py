@@ -12,6 +12,9 @@ cache                  where                                 keyed on
 results                ``OUT/results/<id>.json``             the submission, the rubric, the held-out set,
                        (its ``cache_key``)                   the student environment, the grader's whole
                                                              build (:func:`build_digest`), how it is graded
+kept evidence          ``OUT/evidence/<id>.json``            as results, but the rubric without what only
+                       (:mod:`grader.evidence`)              scores (:func:`evidence_key`), and the course
+                                                             data mounts' listings
 student runs           ``OUT/runs/<key>/``                   the unpacked submission, :data:`RUN_CODE`, the
                        (:mod:`grader.run_cache`)             environment, the inputs' content, the mounts,
                                                              the command, the limits, sandboxed or not
@@ -37,7 +40,8 @@ two graders making one entry at once both succeed.
 
 A result is reused, not regraded, when its ``cache_key`` equals the key the grader would
 give the submission now (:func:`cache_key`), it does not record a grader error and every
-media file it names is in the output folder (:func:`reusable`).
+media file it names is in the output folder (:func:`reusable`). A result regraded while its
+kept evidence's key (:func:`evidence_key`) is unchanged is only re-scored from it.
 """
 from __future__ import annotations
 
@@ -53,18 +57,18 @@ from typing import TYPE_CHECKING
 from grader import __version__
 from grader.folders import remove_tree, walk_files
 from reference import PROJECT_ROOT
+from reference.files import file_digest, update_from_file
 
 if TYPE_CHECKING:
     from grader.results import SubmissionResult
 
-_CHUNK = 1 << 20
 _CODE_SUFFIXES = (".py", ".c")
 
 BUILD_CODE = ("grader", "reference")
 """The whole grader and reference solution: a result depends on all of it (every check, every score)."""
-RUN_CODE = ("grader/sandbox.py", "grader/sandbox_init.c", "grader/sandbox_site", "grader/seccomp.py",
-            "grader/notebook.py", "grader/scratch.py", "grader/mounts.py", "grader/environment.py",
-            "grader/limits.py", "grader/folders.py", "grader/student_files.py", "grader/run_cache.py")
+RUN_CODE = ("grader/sandbox", "grader/sandbox_init.c", "grader/sandbox_site", "grader/notebook.py",
+            "grader/scratch.py", "grader/mounts.py", "grader/environment.py", "grader/limits.py", "grader/folders.py",
+            "grader/student_files.py", "grader/run_cache.py")
 """The code that runs student code and keeps what it wrote; the commands themselves (a check's harness, the
 contract's placeholders) are part of each run's key as text, and the scoring code is no part of it."""
 HELDOUT_CODE = ("grader/heldout.py", "grader/folders.py", "reference/__init__.py", "reference/data.py",
@@ -85,13 +89,6 @@ def key(*parts: str) -> str:
     return digest.hexdigest()
 
 
-def file_digest(path: str | os.PathLike) -> str:
-    """sha256 (hex) of a file's bytes, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    _update_from_file(digest, Path(path))
-    return digest.hexdigest()
-
-
 def content_digest(source: str | os.PathLike) -> str:
     """sha256 of a zip's bytes, or of a folder's files (relative path and bytes, in path order; links by target)."""
     source = Path(source)
@@ -102,9 +99,10 @@ def content_digest(source: str | os.PathLike) -> str:
             if stat.S_ISLNK(state.st_mode):
                 digest.update(b"link\0" + os.readlink(path).encode() + b"\0")
             else:
-                _update_from_file(digest, path)
+                update_from_file(digest, path)
+                digest.update(b"\0")
     else:
-        _update_from_file(digest, source)
+        update_from_file(digest, source)
     return digest.hexdigest()
 
 
@@ -120,13 +118,6 @@ def listing_digest(source: str | os.PathLike) -> str:
         target = os.readlink(path) if stat.S_ISLNK(state.st_mode) else ""
         rows.append(f"{path.relative_to(source).as_posix()}|{state.st_size}|{state.st_mtime_ns}|{target}")
     return key("folder", *rows)
-
-
-def _update_from_file(digest, path: Path) -> None:
-    with open(path, "rb") as stream:
-        while chunk := stream.read(_CHUNK):
-            digest.update(chunk)
-    digest.update(b"\0")
 
 
 @functools.cache
@@ -152,10 +143,10 @@ def build_digest() -> str:
 
     Computed once per process. Report templates are left out: reports are re-rendered from results on every run anyway.
     """
-    from grader.scoring import reference_checkpoints
+    from reference.generate import COMMITTED_CHECKPOINTS
 
     checkpoints = [f"{path.relative_to(PROJECT_ROOT).as_posix()}={file_digest(path)}"
-                   for path in reference_checkpoints()]
+                   for path in COMMITTED_CHECKPOINTS]
     return f"{__version__}+{key(__version__, code_digest(BUILD_CODE), *checkpoints)[:12]}"
 
 
@@ -167,17 +158,19 @@ def cache_key(content: str, rubric_json: str, heldout_digest: str, *, environmen
         build_digest(), f"student_mode={student_mode}", f"unsandboxed={allow_unsandboxed}"]).encode()).hexdigest()
 
 
-def atomic_write(path: str | os.PathLike, data: bytes | str) -> Path:
-    """Write ``data`` to ``path`` under a temporary name beside it, then rename it into place; return ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staging = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        staging.write_bytes(data.encode() if isinstance(data, str) else data)
-        os.replace(staging, path)
-    finally:
-        staging.unlink(missing_ok=True)
-    return path
+def mounts_digest(mounts: dict[str, Path]) -> str:
+    """sha256 (hex) of course data mounts (``{path inside: host folder}``) by :func:`listing_digest` of each host
+    folder ("absent" for one that is not there: grading refuses it before any submission is graded)."""
+    return key(*(f"{inside}={listing_digest(host) if host.exists() else 'absent'}"
+                 for inside, host in sorted(mounts.items())))
+
+
+def evidence_key(content: str, making_rubric_json: str, heldout_digest: str, *, environment_digest: str,
+                 mounts_digest: str, student_mode: bool, allow_unsandboxed: bool) -> str:
+    """The key of a submission's kept evidence (:mod:`grader.evidence`): :func:`cache_key` over the rubric without
+    what only scores (:func:`grader.evidence.making_rubric`), and the course data mounts' listings."""
+    return key("evidence", cache_key(content, making_rubric_json, heldout_digest, environment_digest=environment_digest,
+                                     student_mode=student_mode, allow_unsandboxed=allow_unsandboxed), mounts_digest)
 
 
 def staging_folder(folder: str | os.PathLike) -> Path:

@@ -28,7 +28,7 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
-from grader.batch import BatchEntry, Pending, record_failure
+from grader.batch_entries import BatchEntry, Pending, record_failure
 from grader.cache import build_digest
 from grader.environment import StudentEnvironment
 from grader.folders import walk_files

@@ -26,17 +26,13 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from grader.contract import MANIFEST, PLACEHOLDERS, ROLES
 from grader.checks.quiz import AnswersError, NoAnswers, count_notebook_answers, read_answers
-from grader.student_files import (MAX_PARSE_BYTES, CodeParser, StudentFileError, TooLarge, TooMuchCode, amount,
+from grader.student_files import (CodeParser, StudentFileError, TooLarge, TooMuchCode, amount,
                                   read_bytes, read_notebook, read_toml)
+from grader.limits import (MAX_ANSWER_CANDIDATES, MAX_CODE_BYTES, MAX_DECLARED_PATTERNS, MAX_MANIFEST_BYTES,
+                           MAX_PARSE_BYTES)
 
-MANIFEST = "submission.toml"
-ROLES = ("mfcc", "reconstruct", "sample", "samples", "answers", "evaluation", "checkpoints")
-PLACEHOLDERS = {
-    "reconstruct": ("mel_dir", "out_dir"),
-    "sample": ("num", "seed", "out_dir"),
-}
-"""The placeholders each command must use (submission contract, ``[entry]``)."""
 DEFAULT_PATTERNS = {
     "samples": ("samples/*.wav", "samples/*.flac", "samples/*.ogg"),
     "answers": ("answers.toml", "answers.json", "answers.md", "answers.txt"),
@@ -52,15 +48,6 @@ GUESSED_COMMANDS = {
     "sample": "python {script} --num {{num}} --seed {{seed}} --out-dir {{out_dir}}",
 }
 _FLAGS = {"reconstruct": ("--mel-dir", "--out-dir"), "sample": ("--num", "--seed", "--out-dir")}
-MAX_CODE_BYTES = 5_000_000
-"""Code parsed (or searched) in all, per submission and reader; a submission's code is some 100 kB."""
-MAX_MANIFEST_BYTES = 128_000
-"""A manifest is a few lines; a larger one is refused, and everything is guessed."""
-MAX_DECLARED_PATTERNS = 20
-"""Patterns a file role may list; each is matched against every file of the submission."""
-MAX_ANSWER_CANDIDATES = 5
-"""Answers files, then notebooks (the shallowest first), read at most to find the quiz's answers:
-each read is bounded (a notebook's 20 MB takes some 2 s at worst); a submission has one or two."""
 Status = Literal["declared", "guessed", "missing"]
 
 

@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING
 from packaging.utils import canonicalize_name
 
 from reference import PROJECT_ROOT
+from reference.files import atomic_path
 
 if TYPE_CHECKING:
     from grader.rubric import Rubric
@@ -291,10 +292,9 @@ class StudentEnvironment:
             seconds = round(time.monotonic() - started, 1)
             mark = {"requirements": str(self.requirements), "digest": self.digest, "python": platform.python_version(),
                     "seconds": seconds, "size_bytes": size}
-            tmp = self.prefix / f"{READY_MARK}.tmp"
-            tmp.write_text(json.dumps(mark, indent=2))
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, self.prefix / READY_MARK)
+            with atomic_path(self.prefix / READY_MARK) as staging:
+                staging.write_text(json.dumps(mark, indent=2))
+                os.chmod(staging, 0o644)
         return self._report(built=True)
 
     def _report(self, built: bool) -> BuildReport:

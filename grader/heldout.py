@@ -38,9 +38,10 @@ from typing import Callable
 
 import numpy as np
 
-from grader.cache import HELDOUT_CODE, code_digest, file_digest, key, staged_folder
+from grader.cache import HELDOUT_CODE, code_digest, key, staged_folder
+from reference.files import file_digest
 from grader.folders import walk_files
-from grader.outputs import MAX_CLIP_SECONDS
+from grader.limits import MAX_CLIP_SECONDS, MAX_HELDOUT_FILES, MAX_HELDOUT_FILE_BYTES, MAX_HELDOUT_FILE_SAMPLES
 from reference import PROJECT_ROOT, SAMPLE_RATE
 from reference.data import MANIFEST_NAME, Clip, read_manifest, write_clip
 from reference.evaluation_unpaired import TrainingIndex, diversity
@@ -53,12 +54,6 @@ PUBLIC_SPLIT = "test"
 """The split students see (the kit's public clips) and ``grade check`` grades on."""
 MIN_CLIP_SECONDS = 1.0
 """Shortest clip of a plain folder: shorter ones are too short for PESQ and STOI."""
-MAX_FOLDER_FILES = 2000
-"""Audio files a plain folder may hold (every submission reconstructs every held-out clip)."""
-MAX_FILE_BYTES = 100_000_000
-"""Largest audio file of a plain folder that is read (a minute of 48 kHz stereo 24-bit WAV is 17 MB)."""
-MAX_FILE_SAMPLES = int(MAX_CLIP_SECONDS) * 192_000 * 2
-"""Samples (all channels) of one file read at most: a minute of 192 kHz stereo; its header is checked first."""
 MAX_LISTED = 10
 """Files named in one refusal; the rest are counted."""
 
@@ -161,8 +156,8 @@ def read_audio_folder(folder: str | os.PathLike, what: str = "held-out clips") -
     ``what`` names the clips in messages. Other files are left alone.
 
     Raises:
-        HeldoutError: no such folder; no audio file in it; more than :data:`MAX_FOLDER_FILES`; or some
-            file cannot serve (not readable as audio, over :data:`MAX_FILE_BYTES` or :data:`MAX_FILE_SAMPLES`,
+        HeldoutError: no such folder; no audio file in it; more than :data:`MAX_HELDOUT_FILES`; or some
+            file cannot serve (not readable as audio, over :data:`MAX_HELDOUT_FILE_BYTES` or :data:`MAX_HELDOUT_FILE_SAMPLES`,
             shorter than :data:`MIN_CLIP_SECONDS` or longer than ``MAX_CLIP_SECONDS``). The message
             names the files and says what to do.
     """
@@ -176,9 +171,9 @@ def read_audio_folder(folder: str | os.PathLike, what: str = "held-out clips") -
             others += 1
             continue
         audio.append((path, state.st_size))
-        if len(audio) > MAX_FOLDER_FILES:
-            raise HeldoutError(f"{folder}: more than {MAX_FOLDER_FILES} audio files; every submission would run on "
-                               f"all of them. Choose up to {MAX_FOLDER_FILES} {what} and put them in a folder of "
+        if len(audio) > MAX_HELDOUT_FILES:
+            raise HeldoutError(f"{folder}: more than {MAX_HELDOUT_FILES} audio files; every submission would run on "
+                               f"all of them. Choose up to {MAX_HELDOUT_FILES} {what} and put them in a folder of "
                                f"their own.")
     if not audio:
         raise HeldoutError(f"{folder}: no audio files (WAV, FLAC or OGG) in it ({others} other file(s)). Put the "
@@ -203,8 +198,8 @@ def _header(path: Path, size: int) -> tuple[float, str | None]:
     """(seconds, None) for an audio file whose header promises a usable clip; else (0, why not, in words)."""
     import soundfile as sf
 
-    if size > MAX_FILE_BYTES:
-        return 0.0, f"{size / 1e6:.0f} MB, over the {MAX_FILE_BYTES / 1e6:.0f} MB read"
+    if size > MAX_HELDOUT_FILE_BYTES:
+        return 0.0, f"{size / 1e6:.0f} MB, over the {MAX_HELDOUT_FILE_BYTES / 1e6:.0f} MB read"
     try:
         info = sf.info(str(path))
     except Exception as error:  # libsndfile's errors: all mean "not audio it can read"
@@ -216,7 +211,7 @@ def _header(path: Path, size: int) -> tuple[float, str | None]:
         return seconds, f"{seconds:.2f} s long, shorter than {MIN_CLIP_SECONDS:g} s"
     if seconds > MAX_CLIP_SECONDS:
         return seconds, f"{seconds:.0f} s long, longer than {MAX_CLIP_SECONDS:.0f} s"
-    if info.frames * info.channels > MAX_FILE_SAMPLES:
+    if info.frames * info.channels > MAX_HELDOUT_FILE_SAMPLES:
         return seconds, f"{info.channels} channels at {info.samplerate} Hz: more samples than are read"
     return seconds, None
 

@@ -7,6 +7,11 @@ names the key. Units are in the names: ``_bytes``, ``_seconds``.
 
 - :class:`IntakeLimits`: what an archive may unpack to (the contract's hard limits).
 - :class:`RunLimits`: what one sandboxed run of student code may use.
+
+Then the grader's own bounds on reading what a submission (or a course folder) hands it on
+the host, constants rather than rubric keys, one section per module that reads: sizes,
+counts, depths and lengths, so that nothing parsed outside the sandbox takes unbounded
+memory or time.
 """
 from __future__ import annotations
 
@@ -99,3 +104,115 @@ class RunLimits(_Limits):
         "default: outputs then never depend on how many submissions a batch grades at once (a parallel sum "
         "rounds differently), and N jobs fill N cores without oversubscribing them.",
     )
+
+
+# --------------------------------------------------------------------------- bounds on reading student files
+# Not rubric keys: the grader's own bounds on every file a submission (or a course folder) hands it, so that
+# nothing parsed on the host can take unbounded memory or time.
+
+# What student code's outputs may be (grader/outputs.py)
+
+MAX_OUTPUT_FILE_BYTES = 50_000_000
+"""The contract's largest output file (50 MB)."""
+MAX_CLIP_SECONDS = 60.0
+"""Longest clip read from any file, an output or a held-out recording (the contract: 60 s a clip)."""
+
+# Course data folders mounted into runs (grader/mounts.py)
+
+MAX_MOUNT_FILES = 50_000
+"""Files a mount folder may hold; a larger one is refused (the first check costs some 10 ms an audio file)."""
+MAX_MOUNT_FILE_BYTES = 50_000_000
+"""Files larger than this are not read: skipped, with a note (a held-out clip is some 100 kB)."""
+MAX_MOUNT_AUDIO_SECONDS = 600.0
+"""Audio longer than this is not decoded: skipped, with a note (a held-out clip lasts a few seconds)."""
+
+# A held-out set read from a plain folder (grader/heldout.py)
+
+MAX_HELDOUT_FILES = 2000
+"""Audio files a plain folder may hold (every submission reconstructs every held-out clip)."""
+MAX_HELDOUT_FILE_BYTES = 100_000_000
+"""Largest audio file of a plain folder that is read (a minute of 48 kHz stereo 24-bit WAV is 17 MB)."""
+MAX_HELDOUT_FILE_SAMPLES = int(MAX_CLIP_SECONDS) * 192_000 * 2
+"""Samples (all channels) of one file read at most: a minute of 192 kHz stereo; its header is checked first."""
+
+# Finding a submission's parts (grader/discovery.py)
+
+MAX_CODE_BYTES = 5_000_000
+"""Code parsed (or searched) in all, per submission and reader; a submission's code is some 100 kB."""
+MAX_MANIFEST_BYTES = 128_000
+"""A manifest is a few lines; a larger one is refused, and everything is guessed."""
+MAX_DECLARED_PATTERNS = 20
+"""Patterns a file role may list; each is matched against every file of the submission."""
+MAX_ANSWER_CANDIDATES = 5
+"""Answers files, then notebooks (the shallowest first), read at most to find the quiz's answers:
+each read is bounded (a notebook's 20 MB takes some 2 s at worst); a submission has one or two."""
+
+# Parsing student files on the host (grader/student_files.py)
+
+MAX_NOTEBOOK_BYTES = 20_000_000
+"""Larger notebooks are not read (outputs, pictures and audio players included, make most of a notebook)."""
+MAX_JSON_VALUES = 500_000
+"""Containers and commas (outside strings) a JSON file may hold: each may cost some 150 bytes of objects."""
+MAX_JSON_DEPTH = 100
+"""Nesting a JSON file may have; a notebook nests some 6 deep, plots and widgets a few more."""
+MAX_TOML_DOTS = 256
+"""Dots on one line of a TOML file: a dotted key's parts cost tomllib time and memory quadratic in their number."""
+MAX_PARSE_BYTES = 200_000
+"""Python parsed with ast per file (a notebook's code cells together): the worst source found
+(``a`` on each line) takes about 0.9 kB of memory per byte, so about 180 MB here."""
+MAX_PARSE_BRACES = 5_000
+"""Braces (``{``) per parsed file: Python 3.11 locates each f-string field by scanning its
+string from the start, so fields x length is quadratic (40,000 fields in 120 kB took 1 s)."""
+
+# Quiz answers (grader/checks/quiz.py)
+
+MAX_ANSWERS_BYTES = 128_000
+"""An answers file is a few lines; a larger one is refused (a notebook has the notebook's own cap)."""
+MAX_MARKDOWN_LINES = 100_000
+"""Lines of a notebook's markdown searched for answers, from its first cell: a notebook's prose is some
+thousand lines. A 20 MB notebook of short markdown lines (1.2 million) took 3 s to search; its first
+100,000 lines take under 1 s, reading included."""
+MAX_QUESTION_LINE = 1_000
+"""Characters a line that holds a question's text may have (the longest question is some 80): longer lines
+are not normalised and searched for the questions' texts, which costs some 0.1 s a MB."""
+
+# Handed-in samples (grader/checks/samples.py)
+
+MAX_SAMPLES = 12
+"""Samples examined (and put in the report) at most."""
+
+# Static evidence in the code (grader/checks/static.py)
+
+MAX_SOURCE_BYTES = 2_000_000
+"""Larger .py files (and cells) are data, not code: not read at all. Smaller ones that are more
+than :class:`~grader.student_files.CodeParser` parses are searched as text."""
+MAX_BUILDER_ROUNDS = 4
+"""Definitions followed from a layer to the model that builds it (block -> stack -> model -> wrapper)."""
+MAX_TEXT_FINDINGS = 20
+"""Findings kept per call pattern and unit searched as text (the report shows eight)."""
+
+# MFCC arrays (grader/checks/mfcc.py)
+
+MAX_ARRAY_BYTES = 64 * 2**20
+"""Largest array read back from a run (an MFCC of a probe clip takes a few kB)."""
+
+# Claimed figures (grader/checks/claims.py)
+
+MAX_CLAIM_FIGURES = 20
+"""Figures kept per metric and file (a list counts each of its figures)."""
+MAX_CLAIM_TEXT_BYTES = 200_000
+"""Bytes of a text file searched for figures (a report is a few pages)."""
+
+# A notebook's package installs (grader/notebook.py)
+
+MAX_INSTALL_PACKAGES = 50
+MAX_INSTALL_COMMAND_CHARS = 4000
+"""Characters of a command read for packages (shlex takes about 1 s a megabyte; a command is a line)."""
+
+# Weight files read on the host (grader/weights.py)
+
+MAX_WEIGHTS_ZIP_ENTRIES = 20_000
+"""Entries a checkpoint's zip may list (a large model's torch zip has one per tensor, a few hundred)."""
+MAX_SAFETENSORS_HEADER = 10_000_000
+"""Bytes of a safetensors JSON header (its own format caps it at 100 MB; a model's is some kB)."""
+MAX_NPY_HEADER = 65_536

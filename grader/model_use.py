@@ -16,7 +16,8 @@ and the two runs' clips are compared:
 - ``unknown``: nothing to compare (the first run wrote no clip, the second was stopped by a
   limit): the quality item is left as its own scores make it.
 
-The verdict is memoised in ``ctx.memo``: the quality and checkpoint items share one second run.
+The verdict is the artefact ``model.use`` (:mod:`grader.context`): the quality and checkpoint items share one
+second run.
 """
 from __future__ import annotations
 
@@ -27,9 +28,10 @@ from typing import Literal
 
 import numpy as np
 
-from grader.context import OUTPUT_FOLDER, CheckContext, EntryRun
-from grader.outputs import read_clips
-from grader.rubric import Item
+from grader.artefacts import provides
+from grader.checks.static import count_evidence
+from grader.context import CheckContext, EntryOutputs
+from grader.notebook import NotebookRun
 
 Verdict = Literal["used", "not_used", "trained_in_run", "unknown"]
 NEAR_IDENTICAL_MEL_L1 = 0.2
@@ -59,43 +61,18 @@ class ModelUse:
         return self.verdict == "not_used"
 
 
-def model_use(ctx: CheckContext, item: Item) -> ModelUse:
-    """The :class:`ModelUse` of the submission, computed once (``ctx.memo["model_use"]``).
-
-    The entries run under the rubric's own items for them (the quality item's limits for
-    ``reconstruct``), whichever item asks first; ``item`` when the rubric has none.
-    """
-    if "model_use" not in ctx.memo:
-        ctx.memo["model_use"] = _model_use(ctx, item)
-    return ctx.memo["model_use"]
-
-
-def _run_item(ctx: CheckContext, role: str, item: Item) -> tuple[Item, dict[str, int]]:
-    if role == "reconstruct":
-        return next((i for i in ctx.rubric.items if i.check == "reconstruct"), item), {}
-    chosen = next((i for i in ctx.rubric.items if i.check == "generation"), None) or next(
-        (i for i in ctx.rubric.items if i.check == "sample"), item)
-    return chosen, {"num": int(chosen.params.get("num", 4)), "seed": int(chosen.params.get("seed", 0))}
-
-
-def withheld_files(ctx: CheckContext) -> list[str]:
-    """The submission's weight files: discovery's ``checkpoints`` and every file named like weights."""
-    samples = set(ctx.discovery.findings["samples"].files)
-    named = [name for name in ctx.submission.files if PurePosixPath(name).suffix.lower() in WEIGHT_SUFFIXES
-             or ".data-" in PurePosixPath(name).name]
-    return sorted((set(ctx.discovery.findings["checkpoints"].files) | set(named)) - samples)
-
-
-def _model_use(ctx: CheckContext, item: Item) -> ModelUse:
+@provides("model.use", needs=("reconstruct.run", "sample.run", "code.units"), kept=ModelUse)
+def model_use(ctx: CheckContext) -> ModelUse:
+    """The :class:`ModelUse` of the submission: its ``reconstruct`` entry (``sample`` where it has none) run
+    again without its weights, under the entry's own item (:meth:`CheckContext.runner`)."""
     role = "reconstruct" if ctx.discovery.findings["reconstruct"].status != "missing" else "sample"
     if ctx.discovery.findings[role].status == "missing":
         return ModelUse("unknown", "No generation entry point: nothing shows what made the audio.")
-    run_item, parameters = _run_item(ctx, role, item)
-    first = ctx.entry_once(role, run_item, parameters)
+    first = ctx.need(f"{role}.run")
     names = _written(first)
     if not names:
         return ModelUse("unknown", f"The `{role}` entry wrote no clip to compare: nothing shows what made the audio.")
-    trains = _trains_in_run(ctx, ctx.discovery.findings[role].value)
+    trains = _trains_in_run(ctx, ctx.discovery.findings[role].value, first.run.notebook)
     weights = withheld_files(ctx)
     if not weights:
         if trains:
@@ -105,7 +82,7 @@ def _model_use(ctx: CheckContext, item: Item) -> ModelUse:
                         "from a trained model (Griffin-Lim alone is a vocoder, not a model). Hand in the trained "
                         "weights and load them in the entry point.")
     runs = len(ctx.runs)
-    second = ctx.entry_without_checkpoints(role, run_item, parameters, weights)
+    second = ctx.entry_without_checkpoints(role, weights)
     shown = ", ".join(weights[:4]) + (f" and {len(weights) - 4} more" if len(weights) > 4 else "")
     if not second.ok or second.out_dir is None:
         ended = [run.result.verdict for run in ctx.runs[runs:]]
@@ -113,7 +90,7 @@ def _model_use(ctx: CheckContext, item: Item) -> ModelUse:
             return ModelUse("unknown", f"Run again without {shown}, the `{role}` entry was stopped by a limit "
                             f"({second.message}): whether it needs its weights is not known.")
         return ModelUse("used", f"Without {shown}, the `{role}` entry fails: it needs its weights. ({second.message})")
-    same, evidence = _compare(first, second, names)
+    same, evidence = _compare(first, EntryOutputs(second), names)
     if same is None:
         return ModelUse("used", f"Without {shown}, the `{role}` entry writes other clips than with them: "
                         "it depends on its weights.", evidence)
@@ -128,20 +105,28 @@ def _model_use(ctx: CheckContext, item: Item) -> ModelUse:
                     "vocoder, not a model).", evidence)
 
 
-def _written(entry: EntryRun) -> list[str]:
+def withheld_files(ctx: CheckContext) -> list[str]:
+    """The submission's weight files: discovery's ``checkpoints`` and every file named like weights."""
+    samples = set(ctx.discovery.findings["samples"].files)
+    named = [name for name in ctx.submission.files if PurePosixPath(name).suffix.lower() in WEIGHT_SUFFIXES
+             or ".data-" in PurePosixPath(name).name]
+    return sorted((set(ctx.discovery.findings["checkpoints"].files) | set(named)) - samples)
+
+
+def _written(outputs: EntryOutputs) -> list[str]:
     """Names of the usable clips a run wrote (at most :data:`COMPARED_CLIPS`)."""
-    if entry.out_dir is None or not entry.out_dir.is_dir():
+    if outputs.run.out_dir is None or not outputs.run.out_dir.is_dir():
         return []
-    return [clip.name for clip in read_clips(entry.out_dir.parent, OUTPUT_FOLDER) if clip.usable][:COMPARED_CLIPS]
+    return [clip.name for clip in outputs.clips() if clip.usable][:COMPARED_CLIPS]
 
 
-def _compare(first: EntryRun, second: EntryRun, names: list[str]) -> tuple[bool | None, list[str]]:
+def _compare(first: EntryOutputs, second: EntryOutputs, names: list[str]) -> tuple[bool | None, list[str]]:
     """Whether every clip of ``names`` is the same audio in both runs (None: the second run lacks one)."""
     from reference.evaluation import MetricUnavailable, mel_l1
     from reference.preprocess import AudioLoadError, load_audio
 
-    ours = {clip.name: clip for clip in read_clips(first.out_dir.parent, OUTPUT_FOLDER, names)}
-    theirs = {clip.name: clip for clip in read_clips(second.out_dir.parent, OUTPUT_FOLDER, names)}
+    ours = {clip.name: clip for clip in first.clips(names)}
+    theirs = {clip.name: clip for clip in second.clips(names)}
     evidence = []
     for name in names:
         clip = theirs.get(name)
@@ -159,18 +144,14 @@ def _compare(first: EntryRun, second: EntryRun, names: list[str]) -> tuple[bool 
     return True, evidence
 
 
-def _trains_in_run(ctx: CheckContext, entry: str | None) -> str:
-    """Where a notebook entry's cells that ran (in the grader's run) train a model, in words; '' when they do
-    not, or the entry is not a notebook."""
-    from grader.checks.static import code_units, find_evidence
-
-    if not entry or not entry.endswith(".ipynb"):
-        return ""
-    run = next((r.notebook for r in ctx.runs if r.notebook is not None and "withheld" not in r.purpose), None)
-    if run is None:
+def _trains_in_run(ctx: CheckContext, entry: str | None, run: NotebookRun | None) -> str:
+    """Where a notebook entry's cells that ran (in the grader's ``run`` of it) train a model, in words; '' when
+    they do not, or the entry is not a notebook. Its cells are read from the code parsed once (``code.units``)."""
+    if not entry or not entry.endswith(".ipynb") or run is None:
         return ""
     ran = {cell.number for cell in run.cells if cell.status != "not run"}
-    units, _ = code_units([ctx.submission.work_dir / entry], ctx.submission.work_dir)
-    units = [dataclasses.replace(unit, ran=unit.cell in ran if run.cells else True) for unit in units]
-    found = find_evidence(units)["training_loop"]
+    cells = [dataclasses.replace(unit, summary=dataclasses.replace(unit.summary, ran=unit.unit.cell in ran
+                                                                   if run.cells else True))
+             if unit.summary is not None else unit for unit in ctx.need("code.units").units if unit.unit.file == entry]
+    found = count_evidence(cells)["training_loop"]
     return "; ".join(str(finding) for finding in found[:3])

@@ -12,8 +12,8 @@ held-out clips), re-scaled or cut copy is caught; a pitch-shifted or time-stretc
 
 Folders are walked without recursion and without following links
 (:func:`grader.folders.walk_files`: a link's target is not the folder's, and the sandbox shows
-only what it mounts); a folder of more than :data:`MAX_FILES` files is refused; files over
-:data:`MAX_FILE_BYTES` and audio over :data:`MAX_SECONDS` are skipped with a note. Each
+only what it mounts); a folder of more than :data:`MAX_MOUNT_FILES` files is refused; files over
+:data:`MAX_MOUNT_FILE_BYTES` and audio over :data:`MAX_MOUNT_AUDIO_SECONDS` are skipped with a note. Each
 file's verdict is cached by its content's sha256 (per held-out set and version of the
 matching code, :data:`grader.cache.MOUNT_CODE`), so checking an
 unchanged folder again costs one read of its files: the 2,000 WAVs of FSDD (17 MB) take
@@ -26,21 +26,17 @@ import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from grader.cache import MOUNT_CODE, atomic_write, code_digest, file_digest, key
+from grader.cache import MOUNT_CODE, code_digest, key
+from reference.files import atomic_write, file_digest
 from grader.folders import walk_files
 from grader.heldout import HeldoutSet
 from grader.student_files import amount
+from grader.limits import MAX_MOUNT_AUDIO_SECONDS, MAX_MOUNT_FILES, MAX_MOUNT_FILE_BYTES
 from reference import PROJECT_ROOT, SAMPLE_RATE
 from reference.evaluation_unpaired import TrainingIndex, novelty
 from reference.preprocess import AudioLoadError, load_audio
 
 CACHE_ROOT = PROJECT_ROOT / ".cache" / "mounts"
-MAX_FILES = 50_000
-"""Files a mount folder may hold; a larger one is refused (the first check costs some 10 ms an audio file)."""
-MAX_FILE_BYTES = 50_000_000
-"""Files larger than this are not read: skipped, with a note (a held-out clip is some 100 kB)."""
-MAX_SECONDS = 600.0
-"""Audio longer than this is not decoded: skipped, with a note (a held-out clip lasts a few seconds)."""
 MAX_LISTED = 10
 """Held-out copies named in one refusal; the rest are counted."""
 _CLEAN = ""
@@ -71,7 +67,7 @@ def check_mounts(mounts: Mapping[str, str | os.PathLike] | Iterable[tuple[str, s
     Raises:
         MountHoldsHeldout: some audio file is a held-out clip; the message names the mount, the file,
             the clip, and says to remove the file from the folder.
-        MountError: a host path does not exist, or is a folder of more than :data:`MAX_FILES` files
+        MountError: a host path does not exist, or is a folder of more than :data:`MAX_MOUNT_FILES` files
             (nothing is checked past that: such a mount is refused).
     """
     pairs = list(mounts.items()) if isinstance(mounts, Mapping) else list(mounts)
@@ -106,8 +102,8 @@ def _copies_in(inside: str, host: Path, heldout: HeldoutSet, index: TrainingInde
     elif host.is_dir():
         files, top = [], host
         for path, state in walk_files(host):
-            if len(files) == MAX_FILES:
-                raise MountError(f"mount {inside}: {host} holds more than {MAX_FILES:,} files, more than the grader "
+            if len(files) == MAX_MOUNT_FILES:
+                raise MountError(f"mount {inside}: {host} holds more than {MAX_MOUNT_FILES:,} files, more than the grader "
                                  f"checks for held-out clips; mount a folder of only the data students need")
             files.append((path, state.st_size))
     else:
@@ -116,9 +112,9 @@ def _copies_in(inside: str, host: Path, heldout: HeldoutSet, index: TrainingInde
     copies = []
     for path, size in sorted(files):
         shown = path.relative_to(top).as_posix()
-        if size > MAX_FILE_BYTES:
+        if size > MAX_MOUNT_FILE_BYTES:
             notes.append(f"mount {inside}: {shown} was not checked for held-out clips ({amount(size)}, over "
-                         f"{amount(MAX_FILE_BYTES)})")
+                         f"{amount(MAX_MOUNT_FILE_BYTES)})")
             continue
         try:
             digest = file_digest(path)
@@ -156,8 +152,8 @@ def _verdict(path: Path, index: TrainingIndex, heldout: HeldoutSet) -> tuple[str
         return _CLEAN, ""
     if info.frames <= 0 or info.samplerate <= 0:
         return _CLEAN, ""
-    if info.frames / info.samplerate > MAX_SECONDS:
-        return _CLEAN, f"{info.frames / info.samplerate:.0f} s of audio, over {MAX_SECONDS:.0f} s"
+    if info.frames / info.samplerate > MAX_MOUNT_AUDIO_SECONDS:
+        return _CLEAN, f"{info.frames / info.samplerate:.0f} s of audio, over {MAX_MOUNT_AUDIO_SECONDS:.0f} s"
     try:
         wav = load_audio(path, SAMPLE_RATE)
     except AudioLoadError as error:

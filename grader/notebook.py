@@ -57,11 +57,11 @@ import nbformat
 from pydantic import BaseModel, ValidationError
 
 from grader import sandbox
-from grader.discovery import PLACEHOLDERS
+from grader.contract import PLACEHOLDERS
 from grader.environment import StudentEnvironment
 from grader.folders import remove_tree
-from grader.limits import RunLimits
-from grader.student_files import (MAX_NOTEBOOK_BYTES, NotebookCell, OverLimit, StudentFileError, TooLarge,
+from grader.limits import MAX_INSTALL_COMMAND_CHARS, MAX_INSTALL_PACKAGES, MAX_NOTEBOOK_BYTES, RunLimits
+from grader.student_files import (NotebookCell, OverLimit, StudentFileError, TooLarge,
                                   joined_text, read_notebook)
 
 PARAMETERS_TAG = "parameters"
@@ -309,9 +309,6 @@ _OPTIONS_WITH_VALUES = {
 _SHELL_CELL_MAGICS = ("%%bash", "%%sh", "%%script bash", "%%script sh")
 _SHELL_OPERATOR_CHARS = set("();<>|&")
 """What :func:`shlex.shlex` splits off as operators (``punctuation_chars``): a word of only these ends a command."""
-_MAX_PACKAGES = 50
-_MAX_COMMAND_CHARS = 4000
-"""Characters of a command read for packages (shlex takes about 1 s a megabyte; a command is a line)."""
 
 
 def _words(command: str) -> list[str]:
@@ -358,7 +355,7 @@ def install_command(command: str) -> tuple[str, list[str]] | None:
             skip = True
         elif not word.startswith("-"):
             packages.append(word[:200])
-    return tool, packages[:_MAX_PACKAGES]
+    return tool, packages[:MAX_INSTALL_PACKAGES]
 
 
 def blank_installs(notebook: nbformat.NotebookNode) -> list[InstallLine]:
@@ -384,7 +381,7 @@ def blank_installs(notebook: nbformat.NotebookNode) -> list[InstallLine]:
                 while lines[end].rstrip().endswith("\\") and end + 1 < len(lines):  # continued on the next line
                     end += 1
                 command = " ".join(part.strip().removesuffix("\\").strip() for part in lines[index:end + 1])
-                install = install_command((command if shell else command.lstrip("!%"))[:_MAX_COMMAND_CHARS])
+                install = install_command((command if shell else command.lstrip("!%"))[:MAX_INSTALL_COMMAND_CHARS])
                 if install is not None:
                     found.append(InstallLine(cell=number, line=command.lstrip("!%")[:300], tool=install[0],
                                              packages=install[1]))

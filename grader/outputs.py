@@ -12,12 +12,9 @@ import numpy as np
 import soundfile as sf
 
 from grader import sandbox
+from grader.limits import MAX_CLIP_SECONDS, MAX_OUTPUT_FILE_BYTES
 from reference.evaluation_unpaired import MAX_READ_SAMPLE_RATE, Validity, validity
 from reference.preprocess import AUDIO_SUFFIXES
-
-MAX_FILE_BYTES = 50_000_000
-"""The contract's largest output file (50 MB)."""
-MAX_CLIP_SECONDS = 60.0
 
 
 @dataclass
@@ -58,7 +55,7 @@ def read_clips(workdir: Path, folder: str, expected: list[str] | None = None) ->
         except FileNotFoundError as error:
             clips.append(OutputClip(name, None, None, str(error)))
             continue
-        if path.stat().st_size > MAX_FILE_BYTES:
+        if path.stat().st_size > MAX_OUTPUT_FILE_BYTES:
             clips.append(OutputClip(name, None, None, f"{entry.name} is over 50 MB"))
             continue
         report = validity(path, max_seconds=MAX_CLIP_SECONDS)
@@ -96,7 +93,7 @@ def copy_media(source: Path, media_dir: Path, stem: str, out_root: Path) -> str:
 
 def _decode(source: Path) -> tuple[np.ndarray, int]:
     """The samples (frames, channels) and rate of ``source`` within the contract's limits, or :class:`MediaRefused`."""
-    if source.stat().st_size > MAX_FILE_BYTES:
+    if source.stat().st_size > MAX_OUTPUT_FILE_BYTES:
         raise MediaRefused(f"{source.name} is over 50 MB")
     try:
         info = sf.info(str(source))

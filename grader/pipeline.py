@@ -1,11 +1,21 @@
 """Grading one submission, from its zip to its result JSON, as a declared list of steps.
 
-intake -> discovery -> every rubric item's check, in order -> quiz -> result.
-A check that raises becomes an item with status ``error`` and the next item runs; a
-refused archive and a failure of the grader itself still give a result.
+intake -> discovery -> every rubric item's check -> quiz -> result, and what the grading made kept.
+
+The checks run in the order their declarations make (:func:`grading_order`: an item after
+the first item of every check kind whose module makes an artefact it needs, otherwise in rubric
+order), each granted the artefacts it declares (:mod:`grader.context`);
+the result lists the items in rubric order. A check that raises becomes an item with status
+``error`` and the next item runs; a refused archive and a failure of the grader itself still
+give a result.
+
+When the submission's evidence was kept by an earlier grading under the same key
+(:mod:`grader.evidence`: only the scoring changed since), it is restored instead: nothing is
+unpacked, run or measured, and only the checks' judging runs again.
 """
 from __future__ import annotations
 
+import functools
 import importlib
 import shutil
 import time
@@ -13,13 +23,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from grader.cache import cache_key, content_digest
-from grader.checks.quiz import AnswersError, grade_quiz, read_answers
+from grader import evidence
+from grader.artefacts import CHECKS_PACKAGE, closure, needs_of, provider
+from grader.cache import cache_key, content_digest, evidence_key, mounts_digest
+from grader.checks import quiz as quiz_check
 from grader.context import CheckContext, Outcome
 from grader.discovery import discover
 from grader.environment import StudentEnvironment, for_rubric
 from grader.heldout import HeldoutSet
-from grader.intake import IntakeRefused, submission_id, unpack
+from grader.intake import IntakeRefused, Submission, submission_id, unpack
 from grader.results import ItemResult, QuestionOutcome, SubmissionResult, Versions, utc_now
 from grader.rubric import Item, Rubric
 from grader.run_cache import RUNS_FOLDER, RunCache
@@ -48,8 +60,9 @@ class GradingSetup:
     environment: StudentEnvironment | None = None
     """The environment student code runs with; None: the rubric's (:func:`grader.environment.for_rubric`)."""
     reuse_runs: bool = True
-    """Let identical earlier runs in ``OUT/runs`` stand for running student code (:mod:`grader.run_cache`);
-    False (``grade --force``): run it again (what it makes is still kept)."""
+    """Let a submission's kept evidence stand for grading it again (:mod:`grader.evidence`) and identical earlier
+    runs in ``OUT/runs`` for running student code (:mod:`grader.run_cache`); False (``grade --force``): grade and
+    run everything again (what it makes is still kept)."""
 
     def __post_init__(self) -> None:
         if self.environment is None:
@@ -65,6 +78,22 @@ class GradingSetup:
         return cache_key(content, self.rubric.model_dump_json(), self.heldout.digest,
                          environment_digest=self.environment.digest, student_mode=self.student_mode,
                          allow_unsandboxed=self.allow_unsandboxed)
+
+    def evidence_key(self, source: str | Path) -> str:
+        """The key of ``source``'s kept evidence graded with this setup (:mod:`grader.evidence`); "" (never kept)
+        where ``source`` cannot be read."""
+        try:
+            content = content_digest(source)
+        except OSError:
+            return ""
+        return evidence_key(content, evidence.making_rubric(self.rubric, self.items()), self.heldout.digest,
+                            environment_digest=self.environment.digest, mounts_digest=self.mounts_digest,
+                            student_mode=self.student_mode, allow_unsandboxed=self.allow_unsandboxed)
+
+    @functools.cached_property
+    def mounts_digest(self) -> str:
+        """The rubric's course data mounts, by their files' names, sizes and times (read once per setup)."""
+        return mounts_digest(self.rubric.mount_paths())
 
     @property
     def run_cache(self) -> RunCache:
@@ -106,6 +135,35 @@ class GradingSetup:
         return sum(i.points for i in self.items()) + quiz
 
 
+def grading_order(items: list[Item]) -> list[Item]:
+    """``items`` in the order their checks run: after the first item of every check kind whose module makes an
+    artefact they need, directly or through providers (:mod:`grader.artefacts`: ``claims`` after ``reconstruct``),
+    otherwise in the order given. Values never depend on that order (every artefact is made on first need, by
+    its provider); the order says when, and under which item, the work happens.
+
+    Raises:
+        ValueError: check kinds that need each other's artefacts (no order serves them).
+    """
+    first_of: dict[str, Item] = {}
+    for item in items:
+        first_of.setdefault(f"{CHECKS_PACKAGE}.{item.check}", item)
+    after: dict[str, set[str]] = {}
+    for item in items:
+        made_in = {provider(name).module for name in closure(needs_of(item.check))}
+        after[item.id] = {first_of[module].id for module in made_in
+                          if module in first_of and first_of[module].check != item.check}
+    ordered: list[Item] = []
+    done: set[str] = set()
+    while len(ordered) < len(items):
+        ready = next((item for item in items if item.id not in done and after[item.id] <= done), None)
+        if ready is None:
+            waiting = {item.id: sorted(after[item.id] - done) for item in items if item.id not in done}
+            raise ValueError(f"rubric items whose checks need each other's artefacts: {waiting}")
+        ordered.append(ready)
+        done.add(ready.id)
+    return ordered
+
+
 def warm_up(setup: GradingSetup) -> None:
     """Load what grading any submission needs once (the checks' modules and libraries, numba's compiled
     code, the baseline), so that processes forked afterwards start with it instead of loading it each.
@@ -120,8 +178,7 @@ def warm_up(setup: GradingSetup) -> None:
 
     from reference.preprocess import logmel, mfcc
 
-    for item in setup.items():
-        importlib.import_module(f"grader.checks.{item.check}")
+    grading_order(setup.items())  # imports every check module (and so every provider)
     second = np.zeros(16000, dtype=np.float32)
     mfcc(second), logmel(second)
     setup.load_baseline()
@@ -144,14 +201,15 @@ def grade_submission(source: str | Path, setup: GradingSetup, key: str | None = 
         scratch = Scratch(sid)
         try:
             with one_blas_thread():  # the same sums in any process, however its BLAS was set up (a dask worker's is 1)
-                result = _grade(source, sid, setup, scratch)
+                result = _grade(source, sid, setup, scratch, setup.evidence_key(source))
         finally:
             leftover = scratch.close()
         if leftover:
             result.message = "; ".join(filter(None, [result.message, leftover]))
     except IntakeRefused as refusal:
         result = SubmissionResult.refused(sid, str(source), refusal.reason, setup.max_total, setup.versions)
-    except Exception as error:  # the grader's own failure: recorded, never fatal to a batch
+    except (Exception, SystemExit) as error:  # the grader's own failure (a library's sys.exit too): recorded, never
+        # fatal to a batch
         result = SubmissionResult.from_exception(sid, str(source), error, setup.max_total, setup.versions)
     result.started_at, result.finished_at = started_at, utc_now()
     result.seconds = round(time.perf_counter() - started, 3)
@@ -160,38 +218,71 @@ def grade_submission(source: str | Path, setup: GradingSetup, key: str | None = 
     return result
 
 
-def _grade(source: Path, sid: str, setup: GradingSetup, scratch: Scratch) -> SubmissionResult:
+def _grade(source: Path, sid: str, setup: GradingSetup, scratch: Scratch, kept_as: str) -> SubmissionResult:
+    """Grade ``source`` (from its evidence kept under ``kept_as``, where there is some); keep what the grading made
+    under ``kept_as`` (not when a provider failed, nor when it is "")."""
     started = time.perf_counter()
-    submission = unpack(source, scratch.path / "submission", setup.rubric.limits.intake)
-    discovery = discover(submission.work_dir)
+    ctx, notes = _context(source, sid, setup, scratch, kept_as)
     intake_seconds = time.perf_counter() - started
-    media = setup.out_dir / MEDIA_FOLDER / sid
-    shutil.rmtree(media, ignore_errors=True)
-    ctx = CheckContext(submission=submission, discovery=discovery, rubric=setup.rubric, heldout=setup.heldout,
-                       load_baseline=setup.load_baseline, scratch=scratch, media_dir=media,
-                       out_root=setup.out_dir, allow_unsandboxed=setup.allow_unsandboxed, cores=setup.cores,
-                       environment=setup.environment, mounts=setup.rubric.mount_paths(), run_cache=setup.run_cache)
     checks_started = time.perf_counter()
-    items = [_run_item(ctx, item) for item in setup.items()]
-    quiz = _quiz(ctx, setup)
+    graded = {item.id: _run_item(ctx, item) for item in grading_order(setup.items())}
+    items = [graded[item.id] for item in setup.items()]
+    quiz, problem = _quiz(ctx, setup)
     student_code = sum(run.result.wall_seconds for run in ctx.runs if not run.reused)
     timings = {"intake": round(intake_seconds, 4), "student_code": round(student_code, 4),
                "grader": round(time.perf_counter() - checks_started - student_code, 4)}
+    discovery = ctx.discovery
     student = {k: v for k, v in {"name": discovery.student_name, "id": discovery.student_id}.items() if v}
     total = sum(i.points for i in items) + sum(q.points for q in quiz)
-    return SubmissionResult(
+    made = {name: ctx.artefacts[name] for name in ctx.needed if name in ctx.artefacts}
+    measured = made.get("reconstruct.metrics")
+    result = SubmissionResult(
         submission_id=sid, source=str(source), status="graded", student=student, total=round(total, 4),
-        max_total=setup.max_total, items=items, quiz=quiz, runs=ctx.runs, clip_metrics=ctx.clip_metrics,
-        comparison=ctx.comparison, listen=ctx.listen, samples=ctx.samples,
+        max_total=setup.max_total, items=items, quiz=quiz, runs=ctx.runs,
+        clip_metrics=measured.clip_metrics if measured else [], comparison=measured.comparison if measured else {},
+        listen=made["reconstruct.listen"].clips if "reconstruct.listen" in made else [],
+        samples=made.get("samples.handed_in", []),
         discovery=discovery.model_dump(mode="json"), versions=setup.versions, timings=timings,
-        message="; ".join(submission.notes))
+        message="; ".join(notes + ([problem] if problem else [])))
+    if kept_as and not ctx.provider_failed:
+        evidence.keep(setup.out_dir, sid, kept_as, evidence.KeptGrading(discovery, notes, ctx.runs,
+                                                                         ctx.kept_artefacts()), result.media_files())
+    return result
+
+
+def _context(source: Path, sid: str, setup: GradingSetup, scratch: Scratch,
+             kept_as: str) -> tuple[CheckContext, list[str]]:
+    """The context the checks grade ``source`` in, and intake's notes on it: restored from the evidence kept under
+    ``kept_as`` where there is some (and ``setup.reuse_runs``), else from the submission, unpacked and discovered
+    now (so that a refused archive is refused before anything else) with its old media removed."""
+    unpacking = functools.partial(unpack, source, scratch.path / "submission", setup.rubric.limits.intake)
+    kept = evidence.restore(setup.out_dir, sid, kept_as) if kept_as and setup.reuse_runs else None
+    media = setup.out_dir / MEDIA_FOLDER / sid
+    if kept is None:
+        submission = unpacking()
+        kept = evidence.KeptGrading(discover(submission.work_dir), submission.notes, [], {})
+        shutil.rmtree(media, ignore_errors=True)
+        unpacking = functools.partial(_unpacked, submission)
+    ctx = CheckContext(unpack=unpacking, discovery=kept.discovery, rubric=setup.rubric, heldout=setup.heldout,
+                       load_baseline=setup.load_baseline, scratch=scratch, media_dir=media,
+                       out_root=setup.out_dir, allow_unsandboxed=setup.allow_unsandboxed, cores=setup.cores,
+                       environment=setup.environment, mounts=setup.rubric.mount_paths(), run_cache=setup.run_cache,
+                       runs=kept.runs, artefacts=kept.artefacts)
+    return ctx, kept.notes
+
+
+def _unpacked(submission: Submission) -> Submission:
+    """``submission``, unpacked already (what :class:`CheckContext` unpacks with when grading afresh)."""
+    return submission
 
 
 def _run_item(ctx: CheckContext, item: Item) -> ItemResult:
+    """Grade ``item`` with its check, granted the artefacts the check declares it needs."""
     started = time.perf_counter()
     try:
-        outcome = importlib.import_module(f"grader.checks.{item.check}").check(ctx, item)
-    except Exception as error:
+        with ctx.granted(f"check {item.check!r}", needs_of(item.check)):
+            outcome = importlib.import_module(f"grader.checks.{item.check}").check(ctx, item)
+    except (Exception, SystemExit) as error:  # SystemExit: a library the check calls may call sys.exit
         outcome = Outcome(0.0, f"The check failed inside the grader ({type(error).__name__}: {error}); "
                                f"this is not your fault, tell the instructor.", error=True)
     fraction = min(1.0, max(0.0, outcome.fraction))
@@ -202,16 +293,12 @@ def _run_item(ctx: CheckContext, item: Item) -> ItemResult:
                       metrics=outcome.metrics, seconds=round(time.perf_counter() - started, 3))
 
 
-def _quiz(ctx: CheckContext, setup: GradingSetup) -> list[QuestionOutcome]:
+def _quiz(ctx: CheckContext, setup: GradingSetup) -> tuple[list[QuestionOutcome], str]:
+    """The quiz's outcomes, and why the answers file could not be read ('' when it could, or there is none)."""
     quiz = setup.rubric.quiz
     if quiz is None:
-        return []
-    files = ctx.discovery.findings["answers"].files
-    answers: dict[str, str] = {}
-    if files:
-        try:
-            answers = read_answers(ctx.submission.work_dir / files[0], quiz)
-        except AnswersError as error:
-            ctx.submission.notes.append(str(error))
+        return [], ""
+    with ctx.granted("the quiz", quiz_check.NEEDS):
+        handed = ctx.need("student.answers")
     return [QuestionOutcome(id=r.id, answered=r.answered, correct=r.correct, points=r.points, max_points=r.max_points)
-            for r in grade_quiz(quiz, answers, reveal=setup.reveals_quiz)]
+            for r in quiz_check.grade_quiz(quiz, handed.answers, reveal=setup.reveals_quiz)], handed.problem

@@ -15,10 +15,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from grader import __version__
-from grader.cache import atomic_write
+from reference.files import atomic_write
 from grader.identity import LmsIdentity, attempt_of, identify
 from grader.notebook import NotebookRun
-from grader.sandbox import RunResult
+from grader.sandbox.types import RunResult
 
 ItemStatus = Literal["passed", "partial", "failed", "error", "skipped"]
 """passed: full points; partial: some; failed: none; error: the check itself broke; skipped: not run here."""

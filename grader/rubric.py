@@ -1,21 +1,27 @@
 """The rubric: what is graded, for how many points, who sees it, and under which limits.
 
-A rubric is a TOML file (``rubrics/*.toml``) validated with pydantic. A wrong rubric
-raises :class:`RubricError` listing every problem with its line and key, e.g.
-``rubric.toml:42: items[3].points: Input should be greater than 0``.
+A rubric is a TOML file (``rubrics/*.toml``) validated with pydantic, each item's
+``params`` by its check kind's model (:mod:`grader.rubric_params`). A wrong rubric raises
+:class:`RubricError` listing every problem with its line, key and item, the value given
+and, for a value or key not allowed, those that are, e.g.
+``rubric.toml:92: items[6].points (id "model-quality"): Input should be greater than 0; got -6`` or
+``rubric.toml:98: items[6].params.metric (id "model-quality"): "mcd_dtw" is not a metric the grader
+scores on held-out clips; allowed: estoi, lsd, ...``.
 """
 from __future__ import annotations
 
-import pkgutil
+import json
 import re
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, SerializeAsAny, ValidationError,
+                      ValidationInfo, field_validator, model_validator)
+from pydantic_core import PydanticCustomError
 
-from grader.bars import QUALITY_CHECKS, QualityParams
 from grader.limits import IntakeLimits, RunLimits
+from grader.rubric_params import CHECK_PARAMS, CheckParams, one_of
 from grader.sandbox import mount_point_problem, mount_target
 from reference import PROJECT_ROOT
 
@@ -27,11 +33,8 @@ Visibility = Literal["visible", "hidden", "after_due_date", "after_published"]
 """Gradescope's words: who sees an item, and when."""
 
 
-def available_checks() -> set[str]:
-    """The check kinds there are: one module each in ``grader/checks/``."""
-    import grader.checks
-
-    return {m.name for m in pkgutil.iter_modules(grader.checks.__path__) if not m.name.startswith("_")}
+def _check_kind(value: str) -> str:
+    return one_of(value, CHECK_PARAMS, "a check kind")
 
 
 class _Strict(BaseModel):
@@ -85,8 +88,11 @@ class Item(_Strict):
     title: str
     points: float = Field(gt=0)
     visibility: Visibility = "visible"
-    check: str = Field(description="The check kind: a module of grader/checks/.")
-    params: dict[str, Any] = Field(default_factory=dict, description="The check's own parameters.")
+    check: Annotated[str, AfterValidator(_check_kind)] = Field(
+        description="The check kind: a module of grader/checks/ (grader.rubric_params.CHECK_PARAMS).")
+    params: SerializeAsAny[CheckParams] = Field(
+        default_factory=dict, validate_default=True,
+        description="The check's own parameters, validated by its model in grader.rubric_params.CHECK_PARAMS.")
     limits: dict[str, Any] = Field(default_factory=dict, description="Overrides of [limits.run] for this item.")
 
     @field_validator("checklist")
@@ -96,22 +102,19 @@ class Item(_Strict):
             raise ValueError(f"must be one of {list(CHECKLIST)}")
         return value
 
+    @field_validator("params", mode="before")
+    @classmethod
+    def _params_of_the_check(cls, value: Any, info: ValidationInfo) -> Any:
+        """The written params validated by the check's model; none to check when the check kind is wrong."""
+        if "check" not in info.data:
+            return CheckParams()
+        return CHECK_PARAMS[info.data["check"]].model_validate(value)
+
     @field_validator("limits")
     @classmethod
     def _valid_run_limits(cls, value: dict[str, Any]) -> dict[str, Any]:
         RunLimits().with_overrides(value)  # raises on an unknown key or a wrong value
         return value
-
-    @model_validator(mode="after")
-    def _valid_quality_params(self) -> "Item":
-        if self.check in QUALITY_CHECKS:
-            try:
-                QualityParams.model_validate(self.params)
-            except ValidationError as error:
-                problems = "; ".join(f"{'.'.join(map(str, e['loc'])) + ': ' if e['loc'] else ''}"
-                                     f"{e['msg'].removeprefix('Value error, ')}" for e in error.errors())
-                raise ValueError(f"item {self.id!r}: params: {problems}") from None
-        return self
 
 
 class Question(_Strict):
@@ -194,7 +197,7 @@ class Rubric(_Strict):
 
 
 class RubricError(ValueError):
-    """A rubric that cannot be used; ``problems`` lists "file:line: key: message" strings."""
+    """A rubric that cannot be used; ``problems`` lists 'file:line: key (id "item"): message' strings."""
 
     def __init__(self, path: Path, problems: list[str]):
         self.path, self.problems = path, problems
@@ -202,15 +205,17 @@ class RubricError(ValueError):
 
 
 def load_rubric(path: str | Path = DEFAULT_RUBRIC, known_checks: set[str] | None = None) -> Rubric:
-    """Read and validate a rubric file.
+    """Read and validate a rubric file, each item's params by its check's model (:mod:`grader.rubric_params`).
 
     Args:
         path: the TOML file.
-        known_checks: the check kinds items may name; default: the modules of grader/checks/.
+        known_checks: the check kinds items may name; default: every kind there is
+            (:data:`grader.rubric_params.CHECK_PARAMS`).
 
     Raises:
-        RubricError: the file is missing, is not TOML, or breaks the schema; every
-            problem is reported with its line number and key.
+        RubricError: the file is missing, is not TOML, or breaks the schema; every problem
+            is reported with its line number, its key, the item's id, the value given and,
+            for a value or key not allowed, those that are.
     """
     path = Path(path)
     try:
@@ -224,21 +229,76 @@ def load_rubric(path: str | Path = DEFAULT_RUBRIC, known_checks: set[str] | None
     try:
         rubric = Rubric.model_validate(data)
     except ValidationError as exc:
-        problems = [f"{path}:{_line_of(text, error['loc'])}: {_key(error['loc'])}: "
-                    f"{error['msg'].removeprefix('Value error, ')}"
-                    for error in exc.errors()]
-        raise RubricError(path, problems) from None
+        raise RubricError(path, [f"{path}:{_line_of(text, error['loc'])}: {_where(error['loc'], data)}: "
+                                 f"{_message(error, data)}" for error in exc.errors()]) from None
     rubric._folder = path.resolve().parent
     if not rubric.requirements_path().is_file():
         raise RubricError(path, [f"{path}:{_line_of(text, ('environment', 'requirements'))}: environment.requirements: "
                                  f"no such file {rubric.requirements_path()}"])
-    known = available_checks() if known_checks is None else known_checks
-    unknown = [(index, item) for index, item in enumerate(rubric.items) if item.check not in known]
-    if unknown:
-        raise RubricError(path, [
-            f"{path}:{_line_of(text, ('items', index, 'check'))}: items[{index}].check: unknown check "
-            f"{item.check!r}; the check kinds are {sorted(known)}" for index, item in unknown])
+    problems = []
+    for index, item in enumerate(rubric.items):
+        try:
+            one_of(item.check, CHECK_PARAMS if known_checks is None else known_checks, "a check kind")
+        except PydanticCustomError as error:
+            loc = ("items", index, "check")
+            problems.append(f"{path}:{_line_of(text, loc)}: {_where(loc, data)}: {error.message()}")
+    if problems:
+        raise RubricError(path, problems)
     return rubric
+
+
+def _where(loc: tuple, data: dict) -> str:
+    """The key at ``loc``, and the id of the item it lies in: 'items[3].check (id "quality")'."""
+    key = _key(loc)
+    if len(loc) >= 2 and loc[0] == "items" and isinstance(loc[1], int):
+        item = _at(data, loc[:2])
+        if isinstance(item, dict) and isinstance(item.get("id"), str):
+            key += f" (id {json.dumps(item['id'])})"
+    return key
+
+
+def _message(error: dict, data: dict) -> str:
+    """Pydantic's words for a person: for a key not allowed, the keys that are; else the value given."""
+    if error["type"] == "extra_forbidden":
+        model = _table_model(error["loc"][:-1], data)
+        return "unknown key" + (f"; allowed: {', '.join(model.model_fields)}" if model is not None else "")
+    message = error["msg"].removeprefix("Value error, ")
+    if error["type"] != "not_allowed" and isinstance(error["input"], (str, int, float, bool)):
+        message += f"; got {json.dumps(error['input'])}"
+    return message
+
+
+def _table_model(loc: tuple, data: dict) -> type[BaseModel] | None:
+    """The model of the table at ``loc``: a field's model, or for an item's params its check's model."""
+    model: type[BaseModel] | None = Rubric
+    for depth, part in enumerate(loc):
+        if model is None:
+            return None
+        if isinstance(part, int):
+            continue  # an element of an array of tables: the array field's model already
+        if model is Item and part == "params":  # reported only for a known check (else params are not checked)
+            model = CHECK_PARAMS[_at(data, (*loc[:depth], "check"))]
+        else:
+            field = model.model_fields.get(part)
+            model = None if field is None else _model_in(field.annotation)
+    return model
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The model a field's type holds: ``Quiz | None`` -> Quiz, ``list[Item]`` -> Item; None for plain values."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    return next(filter(None, map(_model_in, get_args(annotation))), None)
+
+
+def _at(data: Any, loc: tuple) -> Any:
+    """The value at ``loc`` in the TOML ``data`` (None where there is none)."""
+    for part in loc:
+        try:
+            data = data[part]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return data
 
 
 def _key(loc: tuple) -> str:
@@ -253,8 +313,9 @@ def _line_of(text: str, loc: tuple) -> int:
     """The 1-based line where the value at ``loc`` is written in the TOML ``text``.
 
     Walks TOML's layout: a name with a ``[name]`` or ``[[name]]`` header moves to that
-    header, an index picks the n-th ``[[name]]`` header, and any other name is a key
-    searched for below the current header. Falls back to the closest line found.
+    header, a name only written as part of longer headers (``limits`` of ``[limits.run]``)
+    is passed through, an index picks the n-th ``[[name]]`` header, and any other name is a
+    key searched for below the current header. Falls back to the closest line found.
     """
     lines = text.splitlines()
     headers = {n: m.group(1).strip() for n, line in enumerate(lines) if (m := re.match(r"^\s*\[+([^\]]+)\]+", line))}
@@ -268,6 +329,9 @@ def _line_of(text: str, loc: tuple) -> int:
         header = next((n for n, h in headers.items() if h == name and n >= line), None)
         if header is not None:
             line, table = header, name
+            continue
+        if any(h.startswith(f"{name}.") for h in headers.values()):
+            table = name
             continue
         end = next((n for n in headers if n > line), len(lines))
         key = next((n for n in range(line, end) if re.match(rf"^\s*{re.escape(str(part))}\s*=", lines[n])), None)

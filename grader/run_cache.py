@@ -1,9 +1,10 @@
 """What student runs produced, kept so that grading a submission again does not run its code again.
 
-Re-scoring a class (a metric fixed, the rubric's points changed) regrades every submission,
-but what its code does has not changed: each run (an entry point, the ``mfcc`` harness, a
-notebook) is looked up here first by a key (:func:`run_key`) over everything that decides
-what it does:
+A change to the grader (a metric fixed) regrades every submission, but what its code does
+has not changed: each run (an entry point, the ``mfcc`` harness, a notebook) is looked up
+here first by a key (:func:`run_key`) over everything that decides what it does (a change of
+the rubric's scoring alone does not even get here: the submission is re-scored from what its
+grading kept, :mod:`grader.evidence`):
 - the work folder it runs in, by content (the unpacked submission as the run gets it);
 - the code that runs student code (:data:`grader.cache.RUN_CODE`: the sandbox, its init,
   seccomp, the notebook runner...), not the scoring code;
@@ -31,7 +32,7 @@ on an overloaded machine, say).
 
 Where: ``OUT/runs/<key[:2]>/<key>/`` (:data:`RUNS_FOLDER` of the output folder), beside the
 results it serves, so ``grade submissions/*.zip --out OUT`` run again after a change to the
-scoring code re-scores every submission from it; another output folder starts empty, and a
+grader's scoring code re-scores every submission from it; another output folder starts empty, and a
 dask cluster's workers, which grade into folders of their own, run everything. Entries are
 never removed by the grader: delete ``OUT/runs`` to free the space (the next grading runs
 everything again). ``grade --force`` runs student code again and stores what it made.

@@ -1,4 +1,4 @@
-/* The first program run inside the sandbox (grader/sandbox.py builds it once per machine).
+/* The first program run inside the sandbox (`make setup` builds it: grader/sandbox/init_program.py).
  *   sandbox-init UID GID [RESOURCE SOFT HARD]... -- COMMAND [ARGUMENT]...
  * Sets each rlimit (RESOURCE as in <sys/resource.h>); then, with UID and GID numbers (as
  * root): no supplementary groups, all gids GID, all uids UID, no capability in any set and

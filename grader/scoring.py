@@ -16,13 +16,18 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from grader.cache import BASELINE_CODE, code_digest, file_digest, key, publish, staging_folder
+from grader.cache import BASELINE_CODE, code_digest, key, publish, staging_folder
 from grader.heldout import HeldoutSet
 from reference import PROJECT_ROOT
-from reference.evaluation import ClipScores, aggregate, score_pairs
+from reference.evaluation import INTRUSIVE_METRICS, ClipScores, aggregate, score_pairs
+from reference.files import file_digest
+from reference.generate import COMMITTED_CHECKPOINTS
 
 CACHE_ROOT = PROJECT_ROOT / ".cache" / "baseline"
 SOURCES = ("reference", "floor", "griffin_lim")
+HELDOUT_METRICS = INTRUSIVE_METRICS
+"""The metrics :func:`score_heldout` computes for every held-out clip, the baseline's and the students' alike:
+the metrics a quality item may score (``reference.evaluation.METRICS`` has their units and directions)."""
 
 
 @dataclass(frozen=True)
@@ -37,17 +42,11 @@ class Baseline:
         return self.folder / source / f"{clip_id}.wav"
 
 
-def reference_checkpoints() -> list[Path]:
-    from reference.generate import DEFAULT_MAGNITUDE, DEFAULT_VAE, DEFAULT_WAVENET
-
-    return [DEFAULT_MAGNITUDE, DEFAULT_WAVENET, DEFAULT_VAE]
-
-
 def baseline_key(heldout: HeldoutSet) -> str:
     """The baseline's cache key (16 hex digits): the held-out set, the code that makes and scores the sources
     (:data:`grader.cache.BASELINE_CODE`: the reference solution, its metrics included, and this module) and the
     reference checkpoints' bytes. A fix to a metric or to the reference gives a new baseline."""
-    return key(heldout.digest, code_digest(BASELINE_CODE), *map(file_digest, reference_checkpoints()))[:16]
+    return key(heldout.digest, code_digest(BASELINE_CODE), *map(file_digest, COMMITTED_CHECKPOINTS))[:16]
 
 
 def load_baseline(heldout: HeldoutSet, jobs: int = 2, cache_root: Path = CACHE_ROOT) -> Baseline:
@@ -89,4 +88,5 @@ def score_heldout(heldout: HeldoutSet, outputs: dict[str, Path], jobs: int) -> l
     the held-out set's order; PESQ and STOI only where the clip is speech (:attr:`reference.data.Clip.is_speech`)."""
     clips = [clip for clip in heldout.clips if clip.path.stem in outputs]
     return score_pairs([(heldout.truth(clip.path.stem), outputs[clip.path.stem]) for clip in clips],
-                       names=[clip.path.stem for clip in clips], jobs=jobs, speech=[clip.is_speech for clip in clips])
+                       names=[clip.path.stem for clip in clips], metrics=HELDOUT_METRICS, jobs=jobs,
+                       speech=[clip.is_speech for clip in clips])

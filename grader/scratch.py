@@ -11,7 +11,7 @@ a tree thousands of folders deep, fifty thousand empty files, blocks held by
   a folder is unmounting it. Its pages are memory, charged to whoever wrote them (the
   run's memory cgroup for what student code writes), and freed at the unmount;
 - elsewhere (no root, or a container that forbids mounts) it is a plain folder, and the
-  sandbox polls its allocated blocks and entries instead (:mod:`grader.sandbox`);
+  sandbox polls its allocated blocks and entries instead (:mod:`grader.sandbox.workdir`);
 - everything is removed without recursion (:func:`grader.folders.remove_tree`), and a
   scratch folder or mount left by a grader that was killed is removed by the next one.
 """

@@ -37,21 +37,9 @@ import stat
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+from grader.limits import (MAX_JSON_DEPTH, MAX_JSON_VALUES, MAX_NOTEBOOK_BYTES, MAX_PARSE_BRACES, MAX_PARSE_BYTES,
+                           MAX_TOML_DOTS)
 
-MAX_NOTEBOOK_BYTES = 20_000_000
-"""Larger notebooks are not read (outputs, pictures and audio players included, make most of a notebook)."""
-MAX_JSON_VALUES = 500_000
-"""Containers and commas (outside strings) a JSON file may hold: each may cost some 150 bytes of objects."""
-MAX_JSON_DEPTH = 100
-"""Nesting a JSON file may have; a notebook nests some 6 deep, plots and widgets a few more."""
-MAX_TOML_DOTS = 256
-"""Dots on one line of a TOML file: a dotted key's parts cost tomllib time and memory quadratic in their number."""
-MAX_PARSE_BYTES = 200_000
-"""Python parsed with ast per file (a notebook's code cells together): the worst source found
-(``a`` on each line) takes about 0.9 kB of memory per byte, so about 180 MB here."""
-MAX_PARSE_BRACES = 5_000
-"""Braces (``{``) per parsed file: Python 3.11 locates each f-string field by scanning its
-string from the start, so fields x length is quadratic (40,000 fields in 120 kB took 1 s)."""
 
 _UNPARSABLE = (SyntaxError, ValueError, RecursionError, MemoryError)
 """What Python's parser raises on a hostile source (deep nesting raises the last two)."""

@@ -28,12 +28,8 @@ import numpy as np
 from numpy.lib import format as npy_format
 
 from grader.student_files import parse_json
+from grader.limits import MAX_NPY_HEADER, MAX_SAFETENSORS_HEADER, MAX_WEIGHTS_ZIP_ENTRIES
 
-MAX_ZIP_ENTRIES = 20_000
-"""Entries a checkpoint's zip may list (a large model's torch zip has one per tensor, a few hundred)."""
-MAX_SAFETENSORS_HEADER = 10_000_000
-"""Bytes of a safetensors JSON header (its own format caps it at 100 MB; a model's is some kB)."""
-MAX_NPY_HEADER = 65_536
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 HDF5_OFFSETS = (0, 512, 1024, 2048)
 """Where an HDF5 signature may sit (after a user block of 0, 512, 1024... bytes)."""
@@ -131,10 +127,10 @@ def zip_entry_count(path: Path) -> int:
 
 def _zip(path: Path, name: str) -> WeightFile:
     entries = zip_entry_count(path)
-    if entries > MAX_ZIP_ENTRIES:
-        return WeightFile(name, "zip", problem=f"a zip of {entries:,} entries, more than the {MAX_ZIP_ENTRIES:,} read")
+    if entries > MAX_WEIGHTS_ZIP_ENTRIES:
+        return WeightFile(name, "zip", problem=f"a zip of {entries:,} entries, more than the {MAX_WEIGHTS_ZIP_ENTRIES:,} read")
     with zipfile.ZipFile(path) as archive:
-        infos = archive.infolist()[:MAX_ZIP_ENTRIES]
+        infos = archive.infolist()[:MAX_WEIGHTS_ZIP_ENTRIES]
         names = [info.filename for info in infos]
         if any(n.endswith("/data.pkl") or n == "data.pkl" for n in names):
             storages = [info for info in infos if PurePosixPath(info.filename).parent.name == "data"

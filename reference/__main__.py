@@ -9,9 +9,11 @@ import sys
 COMMANDS = {
     "data": ("reference.data", "main", "build the embedded data set, or splits from a folder of real recordings"),
     "features": ("reference.preprocess", "features_main", "MFCC or log-mel features for every audio file in a folder"),
-    "warm": ("reference.preprocess", "warm_main", "warm numba's cache so librosa starts fast"),
+    "warm": ("reference.warm", "warm_main", "warm numba's cache so librosa starts fast"),
     "evaluate": ("reference.evaluation", "main", "score a folder of degraded clips against reference clips"),
     "train": ("reference.train", "main", "train the WaveNet, the VAE or the magnitude vocoder"),
+    "train-vocoder": ("reference.train_vocoder", "main",
+                      "the reference vocoder's recipe: pack its data here, train it on a GPU machine"),
     "generate": ("reference.generate", "main", "the submission contract's reconstruct and sample entry points"),
 }
 

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from reference import SAMPLE_RATE
+from reference.files import file_digest
 from reference.preprocess import AUDIO_SUFFIXES, load_audio, peak_normalize
 
 SPLITS = ("train", "test", "heldout")
@@ -67,11 +68,6 @@ class Clip:
 
 # --------------------------------------------------------------------------- manifest
 
-def sha256_of(path: Path) -> str:
-    """Hex sha256 of a file's bytes."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
 def write_clip(folder: Path, split: str, name: str, wav: np.ndarray, cls: str, group: str,
                description: str) -> Clip:
     """Write ``wav`` (samples,) at 16 kHz as ``folder/split/name.wav`` (PCM 16) and describe it."""
@@ -80,7 +76,7 @@ def write_clip(folder: Path, split: str, name: str, wav: np.ndarray, cls: str, g
     path = folder / split / f"{name}.wav"
     path.parent.mkdir(parents=True, exist_ok=True)
     sf.write(path, peak_normalize(wav, PEAK), SAMPLE_RATE, subtype="PCM_16")
-    return Clip(path, cls, split, group, round(len(wav) / SAMPLE_RATE, 4), sha256_of(path), description)
+    return Clip(path, cls, split, group, round(len(wav) / SAMPLE_RATE, 4), file_digest(path), description)
 
 
 def write_manifest(folder: Path, clips: list[Clip]) -> Path:
@@ -117,7 +113,7 @@ def read_manifest(folder: str | Path) -> list[Clip]:
 
 def manifest_hash(folder: str | Path) -> str:
     """Hex sha256 of a data set's manifest: changes whenever any clip or split changes."""
-    return sha256_of(Path(folder) / MANIFEST_NAME)
+    return file_digest(Path(folder) / MANIFEST_NAME)
 
 
 # --------------------------------------------------------------------------- embedded: speech

@@ -6,24 +6,9 @@ Conventions (as in :mod:`reference.preprocess`): ``wav`` is a float array of sha
 
 Intrusive metrics compare ``deg`` with ``ref``; both are first cut to the shorter
 length (sample-wise metrics need aligned clips; a wrong length is reported by the
-row's ``ref_seconds``/``deg_seconds``, not hidden):
-
-==========  =====================================================  ===============
-key         what                                                   better
-==========  =====================================================  ===============
-pesq_wb     PESQ wide-band (ITU-T P.862.2, the ``pesq`` package)   higher, 1-4.64
-pesq_nb     PESQ narrow-band (P.862 + P.862.1 mapping)             higher, 1-4.55
-snr         signal-to-noise ratio, dB                              higher
-seg_snr     segmental SNR, dB (30 ms frames, clamped to -10..35)   higher
-si_sdr      scale-invariant signal-to-distortion ratio, dB         higher
-stoi        short-time objective intelligibility (``pystoi``)      higher, 0-1
-estoi       extended STOI (``pystoi``)                             higher, 0-1
-lsd         log-spectral distance, dB                              lower
-mcd         mel-cepstral distortion, dB (frame by frame)           lower
-mcd_dtw     mel-cepstral distortion after DTW alignment, dB        lower
-mel_l1      mean absolute difference of the contract's log-mel     lower
-dnsmos      DNSMOS P.835 overall MOS of ``deg`` alone              higher, 1-5
-==========  =====================================================  ===============
+row's ``ref_seconds``/``deg_seconds``, not hidden). Every metric, with its unit, its
+range and which way is better, is one :class:`Metric` of :data:`METRICS`, the only
+place that says so (``python -m reference evaluate --help`` lists them).
 
 A metric that has no value for a clip raises :class:`MetricUnavailable`, whose
 message is the reason for a person (silent reference, too short for PESQ...). The
@@ -55,19 +40,13 @@ from typing import Callable, Sequence, Union
 import numpy as np
 
 from reference import SAMPLE_RATE
+from reference.files import atomic_write
 from reference.parallel import one_blas_thread, with_progress
 from reference.preprocess import AudioLoadError, LogMelParams, audio_files, load_audio, logmel, resample
 
 Audio = Union[str, os.PathLike, np.ndarray]
 """A clip: a path to an audio file (loaded with ``load_audio`` at the task's rate) or a waveform (samples,)."""
 
-INTRUSIVE_METRICS = ("pesq_wb", "pesq_nb", "snr", "seg_snr", "si_sdr", "stoi", "estoi", "lsd", "mcd", "mel_l1")
-"""What :func:`score_pairs` and ``python -m reference evaluate`` compute by default."""
-OPTIONAL_METRICS = ("mcd_dtw", "dnsmos")
-"""Also available by name: DTW-aligned MCD (costly) and DNSMOS (needs no reference)."""
-REFERENCE_FREE_METRICS = frozenset({"dnsmos"})
-SPEECH_METRICS = frozenset({"pesq_wb", "pesq_nb", "stoi", "estoi"})
-"""Metrics that measure speech: a clip that is not speech (a piano melody) is scored with the others only."""
 NOT_SPEECH = "not speech: PESQ and STOI measure speech, so this clip is scored with the other metrics"
 METRIC_DECIMALS = 9
 """Clip scores are rounded to this many decimals: far finer than any metric means, and coarser
@@ -216,7 +195,7 @@ def si_sdr(ref: np.ndarray, deg: np.ndarray) -> float:
 
 
 def stoi(ref: np.ndarray, deg: np.ndarray, sr: int = SAMPLE_RATE, extended: bool = False) -> float:
-    """STOI (or extended STOI) of ``deg`` against ``ref`` through ``pystoi``; 0-1, higher is better.
+    """STOI (or extended STOI) of ``deg`` against ``ref`` through ``pystoi``, from 0 to 1.
 
     Raises:
         MetricUnavailable: a silent reference, under about 0.4 s of speech once pystoi
@@ -344,21 +323,76 @@ def dnsmos(wav: np.ndarray, sr: int = SAMPLE_RATE) -> dict[str, float]:
     return {key: float(scores[key]) for key in ("ovrl_mos", "sig_mos", "bak_mos", "p808_mos")}
 
 
+@dataclass(frozen=True)
+class Metric:
+    """One per-clip metric: its row key, what it measures, its unit and range, which way is better, and how it is
+    computed (``compute(ref, deg, sr)``; ``ref`` is None for a metric that needs no reference)."""
+
+    key: str
+    name: str
+    """What a person calls it ("PESQ wide-band")."""
+    what: str
+    """What it measures, and how."""
+    higher_is_better: bool
+    compute: Callable[[np.ndarray | None, np.ndarray, int], float]
+    unit: str = ""
+    """"dB", or "" for a score without a unit."""
+    span: tuple[float, float] | None = None
+    """The lowest and highest value it can take, where bounded (PESQ wide-band: 1 to 4.64)."""
+    by_default: bool = True
+    """Computed by :func:`score_pairs` unless other metrics are asked for (False: costly, or needs no reference)."""
+    speech_only: bool = False
+    """It measures speech: a clip that is not speech (a piano melody) is not scored with it."""
+    needs_reference: bool = True
+
+    @property
+    def label(self) -> str:
+        """The name with its unit: "SNR (dB)"."""
+        return f"{self.name} ({self.unit})" if self.unit else self.name
+
+    @property
+    def better(self) -> str:
+        """Which way is better, with the range where bounded: "higher is better, 1 to 4.64"."""
+        way = f"{'higher' if self.higher_is_better else 'lower'} is better"
+        return way if self.span is None else f"{way}, {self.span[0]:g} to {self.span[1]:g}"
+
+
+METRICS: dict[str, Metric] = {metric.key: metric for metric in (
+    Metric("pesq_wb", "PESQ wide-band", "ITU-T P.862.2, through the pesq package", True,
+           lambda ref, deg, sr: pesq_score(ref, deg, sr, "wb"), span=(1.0, 4.64), speech_only=True),
+    Metric("pesq_nb", "PESQ narrow-band", "ITU-T P.862 with the P.862.1 mapping", True,
+           lambda ref, deg, sr: pesq_score(ref, deg, sr, "nb"), span=(1.0, 4.55), speech_only=True),
+    Metric("snr", "SNR", "signal-to-noise ratio", True, lambda ref, deg, sr: snr(ref, deg), unit="dB"),
+    Metric("seg_snr", "Segmental SNR", "the mean of 30 ms frames' SNR, each clamped to -10..35 dB", True, seg_snr,
+           unit="dB"),
+    Metric("si_sdr", "SI-SDR", "scale-invariant signal-to-distortion ratio", True,
+           lambda ref, deg, sr: si_sdr(ref, deg), unit="dB"),
+    Metric("stoi", "STOI", "short-time objective intelligibility, through pystoi", True, stoi, span=(0.0, 1.0),
+           speech_only=True),
+    Metric("estoi", "Extended STOI", "extended STOI (Jensen and Taal, 2016), through pystoi", True, estoi,
+           span=(0.0, 1.0), speech_only=True),
+    Metric("lsd", "Log-spectral distance", "per frame, the RMS over frequency of the log-power difference", False,
+           lsd, unit="dB"),
+    Metric("mcd", "Mel-cepstral distortion", "mel-cepstral distortion, frame by frame", False, mcd, unit="dB"),
+    Metric("mcd_dtw", "MCD after DTW", "mel-cepstral distortion after DTW alignment (costly)", False,
+           lambda ref, deg, sr: mcd(ref, deg, sr, dtw=True), unit="dB", by_default=False),
+    Metric("mel_l1", "Log-mel L1", "mean absolute difference of the contract's log-mel (natural log)", False,
+           mel_l1),
+    Metric("dnsmos", "DNSMOS overall", "DNSMOS P.835 overall MOS of the degraded clip alone", True,
+           lambda ref, deg, sr: dnsmos(deg, sr)["ovrl_mos"], span=(1.0, 5.0), by_default=False,
+           needs_reference=False),
+)}
+"""Every per-clip metric by its row key: the one registry of metric names, units, ranges and directions."""
 METRIC_FUNCTIONS: dict[str, Callable[[np.ndarray | None, np.ndarray, int], float]] = {
-    "pesq_wb": lambda ref, deg, sr: pesq_score(ref, deg, sr, "wb"),
-    "pesq_nb": lambda ref, deg, sr: pesq_score(ref, deg, sr, "nb"),
-    "snr": lambda ref, deg, sr: snr(ref, deg),
-    "seg_snr": seg_snr,
-    "si_sdr": lambda ref, deg, sr: si_sdr(ref, deg),
-    "stoi": stoi,
-    "estoi": estoi,
-    "lsd": lsd,
-    "mcd": mcd,
-    "mcd_dtw": lambda ref, deg, sr: mcd(ref, deg, sr, dtw=True),
-    "mel_l1": mel_l1,
-    "dnsmos": lambda ref, deg, sr: dnsmos(deg, sr)["ovrl_mos"],
-}
-"""Every metric by its row key, called as ``f(ref, deg, sr)`` (``ref`` is None for reference-free ones)."""
+    key: metric.compute for key, metric in METRICS.items()}
+"""Each metric's ``compute``, as :func:`score_pair` calls it."""
+INTRUSIVE_METRICS = tuple(key for key, metric in METRICS.items() if metric.by_default)
+"""What :func:`score_pairs` and ``python -m reference evaluate`` compute by default."""
+OPTIONAL_METRICS = tuple(key for key, metric in METRICS.items() if not metric.by_default)
+"""Also available by name: DTW-aligned MCD (costly) and DNSMOS (needs no reference)."""
+REFERENCE_FREE_METRICS = frozenset(key for key, metric in METRICS.items() if not metric.needs_reference)
+SPEECH_METRICS = frozenset(key for key, metric in METRICS.items() if metric.speech_only)
+"""Metrics that measure speech: a clip that is not speech (a piano melody) is scored with the others only."""
 
 
 # --------------------------------------------------------------------------- the batch
@@ -409,7 +443,7 @@ def score_pair(name: str, ref: Audio | None, deg: Audio, sr: int = SAMPLE_RATE,
             metrics are asked for.
         deg: the degraded clip, a path or a waveform at ``sr``.
         sr: the rate in Hz the metrics run at; files are resampled to it.
-        metrics: keys of :data:`METRIC_FUNCTIONS`.
+        metrics: keys of :data:`METRICS`.
         speech: whether the clip is speech; when not, :data:`SPEECH_METRICS` are left out, with a reason.
     """
     row = ClipScores(name=name, values=dict.fromkeys(metrics))
@@ -466,7 +500,7 @@ def score_pairs(
             None for reference-free metrics. Paths are cheaper to send to workers than arrays.
         names: row names; default: the degraded file's name, or ``clip-<index>`` for arrays.
         sr: rate in Hz the metrics run at (16000, the task's).
-        metrics: keys of :data:`METRIC_FUNCTIONS` (default :data:`INTRUSIVE_METRICS`).
+        metrics: keys of :data:`METRICS` (default :data:`INTRUSIVE_METRICS`).
         jobs: worker processes. 1 scores in this process; more use a process pool
             (PESQ is not thread-safe) fed with chunks of pairs.
         progress: show a progress bar on the terminal.
@@ -476,9 +510,9 @@ def score_pairs(
     Returns:
         list of :class:`ClipScores`.
     """
-    unknown = [m for m in metrics if m not in METRIC_FUNCTIONS]
+    unknown = [m for m in metrics if m not in METRICS]
     if unknown:
-        raise ValueError(f"unknown metrics {unknown}; known: {sorted(METRIC_FUNCTIONS)}")
+        raise ValueError(f"unknown metrics {unknown}; known: {sorted(METRICS)}")
     if names is None:
         names = [f"clip-{i}" if isinstance(deg, np.ndarray) else Path(deg).name for i, (_, deg) in enumerate(pairs)]
     speech = [True] * len(pairs) if speech is None else list(speech)
@@ -603,28 +637,28 @@ def evaluate_folders(ref_dir: str | os.PathLike, deg_dir: str | os.PathLike, *, 
 def main(argv: list[str], prog: str) -> int:
     """`evaluate --ref DIR --deg DIR [--jobs N] [--metrics ...] --out FILE.json`."""
     parser = argparse.ArgumentParser(
-        prog=prog, description="Score a folder of degraded clips against the reference clips of the same names.")
+        prog=prog, description="Score a folder of degraded clips against the reference clips of the same names.",
+        epilog="metrics:\n" + "\n".join(f"  {key:<8} {metric.label}: {metric.what}; {metric.better}"
+                                         for key, metric in METRICS.items()),
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--ref", required=True, type=Path, help="folder of reference (clean) clips")
     parser.add_argument("--deg", required=True, type=Path, help="folder of degraded (generated) clips")
     parser.add_argument("--out", required=True, type=Path, help="JSON file for the rows and aggregates")
     parser.add_argument("--jobs", type=int, default=1, help="worker processes (default 1)")
     parser.add_argument("--metrics", default=",".join(INTRUSIVE_METRICS),
-                        help=f"comma-separated, from {', '.join(METRIC_FUNCTIONS)} (default: {', '.join(INTRUSIVE_METRICS)})")
+                        help=f"comma-separated, from {', '.join(METRICS)} (default: {', '.join(INTRUSIVE_METRICS)})")
     args = parser.parse_args(argv)
     for flag, folder in (("--ref", args.ref), ("--deg", args.deg)):
         if not folder.is_dir():
             parser.error(f"{flag} {folder}: not a folder")
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
-    unknown = [m for m in metrics if m not in METRIC_FUNCTIONS]
+    unknown = [m for m in metrics if m not in METRICS]
     if unknown:
-        parser.error(f"--metrics: unknown {unknown}; known: {', '.join(METRIC_FUNCTIONS)}")
+        parser.error(f"--metrics: unknown {unknown}; known: {', '.join(METRICS)}")
     if args.jobs < 1:
         parser.error("--jobs must be at least 1")
     result = evaluate_folders(args.ref, args.deg, jobs=args.jobs, metrics=metrics, progress=sys.stderr.isatty())
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_name(f".{args.out.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(result, indent=2, allow_nan=False))
-    os.replace(tmp, args.out)
+    atomic_write(args.out, json.dumps(result, indent=2, allow_nan=False))
     print(_summary_text(result))
     print(f"written {args.out}")
     return 0 if result["rows"] else 1

@@ -15,7 +15,6 @@ model. Everything runs on CPU. Output: 16-bit PCM WAV at the log-mel's rate,
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from dataclasses import asdict
@@ -24,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from reference import PROJECT_ROOT
+from reference.files import atomic_path
 from reference.preprocess import LogMelParams
 
 CHECKPOINT_DIR = PROJECT_ROOT / "reference" / "checkpoints"
@@ -34,6 +34,8 @@ SAMPLE_SECONDS = 3.0
 """Length of each clip of ``--num``."""
 VOCODERS = ("magnitude", "wavenet", "griffin-lim")
 DEFAULT_CHECKPOINTS = {"magnitude": DEFAULT_MAGNITUDE, "wavenet": DEFAULT_WAVENET}
+COMMITTED_CHECKPOINTS = (DEFAULT_MAGNITUDE, DEFAULT_WAVENET, DEFAULT_VAE)
+"""Every committed checkpoint: a grader's build and its baseline are keyed on their bytes."""
 """Each vocoder's checkpoint unless ``--checkpoint`` names another (Griffin-Lim has none)."""
 
 
@@ -105,9 +107,8 @@ def write_wav(path: Path, wav: np.ndarray, sr: int) -> None:
     """Write ``wav`` (samples,) as 16-bit PCM at ``sr`` Hz, through a temporary file and a rename."""
     import soundfile as sf
 
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    sf.write(tmp, np.clip(wav, -1.0, 1.0), sr, subtype="PCM_16", format="WAV")
-    os.replace(tmp, path)
+    with atomic_path(path) as staging:
+        sf.write(staging, np.clip(wav, -1.0, 1.0), sr, subtype="PCM_16", format="WAV")
 
 
 def reconstruct(mel_dir: Path, out_dir: Path, through_vae: bool = False, vae_checkpoint: Path = DEFAULT_VAE,

@@ -22,6 +22,7 @@ from typing import Iterable, Literal
 import numpy as np
 
 from reference import PROJECT_ROOT, SAMPLE_RATE
+from reference.files import atomic_path
 from reference.parallel import one_blas_thread, with_progress
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".mp3")
@@ -354,22 +355,17 @@ def _extract_one(task: tuple[str, str, str, str | None]) -> tuple[str, str | Non
 
 
 def _atomic_save(path: Path, array: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
+    with atomic_path(path) as staging, open(staging, "wb") as f:
         np.save(f, array)
-    os.replace(tmp, path)
 
 
 def _link_or_copy(source: Path, target: Path) -> None:
     """Put ``source`` at ``target`` as a hard link (a copy across file systems), atomically."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    try:
-        os.link(source, tmp)
-    except OSError:
-        shutil.copyfile(source, tmp)
-    os.replace(tmp, target)
+    with atomic_path(target) as staging:
+        try:
+            os.link(source, staging)
+        except OSError:
+            shutil.copyfile(source, staging)
 
 
 def audio_files(folder: str | os.PathLike) -> list[Path]:
@@ -441,32 +437,3 @@ def features_main(argv: list[str], prog: str) -> int:
     for source, error in report.failures:
         print(f"skipped {error}")
     return 1 if report.failures and not report.written else 0
-
-
-def warm_main(argv: list[str], prog: str) -> int:
-    """`warm`: compile and cache librosa's numba functions used here, so later processes start fast."""
-    argparse.ArgumentParser(prog=prog, description=warm_main.__doc__).parse_args(argv)
-    started = time.perf_counter()
-    warm_numba_cache()
-    print(f"numba cache warmed in {time.perf_counter() - started:.1f} s at {os.environ['NUMBA_CACHE_DIR']}")
-    return 0
-
-
-def warm_numba_cache() -> None:
-    """Call every numba-compiled path this project uses once (librosa's, the WaveNet step loop), so numba
-    writes its cache."""
-    t = np.arange(SAMPLE_RATE, dtype=np.float32) / SAMPLE_RATE
-    wav = (0.5 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
-    mfcc(wav)
-    logmel(wav)
-    notebook_mel_db(wav, SAMPLE_RATE)
-    pitch_shift(wav, SAMPLE_RATE, 2)
-    time_stretch(wav, 1.1)
-    import librosa
-
-    librosa.effects.trim(wav, top_db=30)
-    librosa.feature.inverse.mel_to_audio(np.exp(logmel(wav)), sr=SAMPLE_RATE, n_fft=1024, hop_length=256,
-                                         win_length=1024, power=1.0, fmin=0, fmax=8000, n_iter=2)
-    from reference.wavenet import warm_step_loop
-
-    warm_step_loop()

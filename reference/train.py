@@ -32,6 +32,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from reference.files import atomic_path
 from reference.preprocess import AudioLoadError, LogMelParams, audio_files, load_audio, logmel, stft_magnitude
 from reference.vae import MelVAE, VAEConfig
 from reference.vocoder import MagnitudeConfig, MagnitudeVocoder
@@ -236,10 +237,8 @@ class MagnitudeTask:
 
 def atomic_save(obj: dict, path: Path) -> None:
     """torch.save ``obj`` to ``path`` through a temporary file and a rename: never half-written."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as staging:
+        torch.save(obj, staging)
 
 
 def load_checkpoint(path: str | os.PathLike) -> tuple[WaveNet | MelVAE | MagnitudeVocoder, dict]:

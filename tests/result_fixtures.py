@@ -22,7 +22,7 @@ from grader.discovery import discover
 from grader.results import (HandedInSample, ItemResult, ListenClip, QuestionOutcome, RunEntry, SubmissionResult,
                             Versions)
 from grader.rubric import DEFAULT_RUBRIC, Rubric, load_rubric
-from grader.sandbox import RunResult, Verdict
+from grader.sandbox.types import RunResult, Verdict
 from reference import PROJECT_ROOT, SAMPLE_RATE
 from reference.evaluation import mel_l1, si_sdr, snr
 from reference.preprocess import LogMelParams, load_audio, logmel

@@ -3,10 +3,12 @@ from pathlib import Path
 
 import pytest
 
-from grader.bars import Bars, BarsError, QualityParams, check_bars, resolve
+from grader.bars import Bars, BarsError, check_bars, resolve
 from grader.pipeline import GradingSetup
 from grader.rubric import DEFAULT_RUBRIC, RubricError, load_rubric
-from grader.scoring import Baseline
+from grader.rubric_params import QualityParams
+from grader.scoring import HELDOUT_METRICS, Baseline
+from reference.evaluation import METRICS
 
 MEANS = {"reference": {"pesq_wb": 2.9, "lsd": 0.9}, "floor": {"pesq_wb": 1.05, "lsd": 3.0},
          "griffin_lim": {"pesq_wb": 2.4, "lsd": 1.2}}
@@ -24,8 +26,7 @@ def rubric_with_quality_params(tmp_path: Path, params: str) -> Path:
 
 
 def test_the_bundled_rubric_puts_full_points_at_the_reference_on_pesq():
-    item = next(i for i in load_rubric(DEFAULT_RUBRIC).items if i.id == "model-quality")
-    params = QualityParams.model_validate(item.params)
+    params = next(i for i in load_rubric(DEFAULT_RUBRIC).items if i.id == "model-quality").params
     assert (params.metric, params.full_at, params.floor_at, params.model_free_share) == \
         ("pesq_wb", "reference", "untrained", 0.0)
 
@@ -34,8 +35,9 @@ def test_the_bundled_rubric_puts_full_points_at_the_reference_on_pesq():
     ('{ metric = "pesq_wb", full_at = 1.5, floor_at = 2.0 }', "full points must lie above the floor"),
     ('{ metric = "pesq_wb", full_at = 2.0, floor_at = 2.0 }', "full points must lie above the floor"),
     ('{ metric = "lsd", full_at = 3.0, floor_at = 1.0 }', "full points must lie below the floor"),
-    ('{ metric = "pesq", full_at = "reference" }', "unknown metric 'pesq'"),
-    ('{ full_at = "teacher" }', "full_at"),
+    ('{ metric = "pesq", full_at = "reference" }', '"pesq" is not a metric the grader scores'),
+    ('{ metric = "dnsmos" }', '"dnsmos" is not a metric the grader scores'),
+    ('{ full_at = "teacher" }', '"teacher" is not a baseline source or a number'),
 ])
 def test_numbers_that_leave_no_room_are_a_rubric_error_naming_the_item(tmp_path, params, said):
     path = rubric_with_quality_params(tmp_path, params)
@@ -68,6 +70,17 @@ def test_source_bars_that_leave_no_room_stop_grading_before_any_student(tmp_path
     ok = GradingSetup(rubric=load_rubric(DEFAULT_RUBRIC), heldout=None,
                       load_baseline=lambda: Baseline({}, MEANS, tmp_path), out_dir=tmp_path, environment=object())
     ok.check_bars()
+
+
+def test_a_quality_item_may_score_every_held_out_metric_in_its_own_direction():
+    """The metrics and their directions are reference.evaluation's registry's: full points above the floor where
+    higher is better, below it where lower is."""
+    for metric in HELDOUT_METRICS:
+        sign = 1.0 if METRICS[metric].higher_is_better else -1.0
+        bars = resolve(QualityParams(metric=metric, full_at=sign, floor_at=0.0), {}, "model-quality")
+        assert bars.higher_is_better == METRICS[metric].higher_is_better and bars.fraction(sign / 2) == 0.5
+        with pytest.raises(ValueError, match="full points must lie"):
+            QualityParams(metric=metric, full_at=-sign, floor_at=0.0)
 
 
 def test_points_between_the_bars_and_where_a_score_sits():

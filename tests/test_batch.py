@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import functools
 import json
 import os
 import shutil
@@ -20,16 +19,14 @@ from pathlib import Path
 
 import pytest
 
-from grader.batch import Pending, grade_all, longest_first, plan, submission_ids
-from grader.heldout import load_heldout
+from grader.batch import grade_all, longest_first, plan, submission_ids
+from grader.batch_entries import Pending
 from grader.pipeline import GradingSetup
 from grader.report import render_all
 from grader.results import SubmissionResult
 from grader.rubric import DEFAULT_RUBRIC, load_rubric
-from grader.scoring import load_baseline
 from reference import PROJECT_ROOT
-from reference.data import build_embedded
-from tests.test_grading import SMALL, write_submission, zip_folder
+from tests.helpers import write_submission, zip_folder
 
 VARYING = {"started_at", "finished_at", "seconds", "timings"}
 """Result fields that say when and how fast, not what: left out of comparisons."""
@@ -51,13 +48,10 @@ def comparable(out_dir) -> dict[str, dict]:
 
 
 @pytest.fixture(scope="module")
-def classroom(tmp_path_factory):
+def classroom(tmp_path_factory, small_heldout, small_baseline):
     """A small held-out set and four submissions: two complete ones, an empty one and a non-zip."""
     root = tmp_path_factory.mktemp("batch")
-    build_embedded(root / "data", seed=5, spec=SMALL)
-    heldout = load_heldout(root / "data", cache_root=root / "heldout")
-    baseline = functools.partial(load_baseline, heldout, jobs=1, cache_root=root / "baseline")
-    baseline()
+    heldout, baseline = small_heldout, small_baseline
     rubric = load_rubric(DEFAULT_RUBRIC)
     sources = []
     for name, noise in (("ada_111_1_hw3", 0.0), ("bob_222_2_hw3", 0.05)):
@@ -210,19 +204,19 @@ from grader.pipeline import GradingSetup
 from grader.rubric import DEFAULT_RUBRIC, load_rubric
 from grader.scoring import load_baseline
 
-root = Path(sys.argv[1])
-heldout = load_heldout(root / "data", cache_root=root / "heldout")
+root, data = Path(sys.argv[1]), Path(sys.argv[2])  # the small data set: its held-out set and baseline beside it
+heldout = load_heldout(data, cache_root=data.parent / "heldout")
 setup = GradingSetup(rubric=load_rubric(DEFAULT_RUBRIC), heldout=heldout, out_dir=root / "resumed",
-                     load_baseline=functools.partial(load_baseline, heldout, jobs=1, cache_root=root / "baseline"))
-grade_all([Path(s) for s in sys.argv[2:]], setup, jobs=1, show_progress=False)
+                     load_baseline=functools.partial(load_baseline, heldout, jobs=1, cache_root=data.parent / "baseline"))
+grade_all([Path(s) for s in sys.argv[3:]], setup, jobs=1, show_progress=False)
 """
 
 
-def test_a_killed_batch_resumes_to_the_same_results(classroom, serial, tmp_path):
+def test_a_killed_batch_resumes_to_the_same_results(classroom, serial, small_data, tmp_path):
     root, sources, setup = classroom
     script = tmp_path / "batch.py"
     script.write_text(textwrap.dedent(RESUMABLE_BATCH))
-    command = [sys.executable, str(script), str(root), *map(str, sources)]
+    command = [sys.executable, str(script), str(root), str(small_data), *map(str, sources)]
     results = root / "resumed" / "results"
     batch = subprocess.Popen(command, cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120

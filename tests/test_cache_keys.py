@@ -3,26 +3,28 @@
 Editing the metric code (``reference/evaluation.py``, simulated by changing its digest: the
 real file is never touched) gives a new baseline and a new result key, and the class is
 re-scored from the runs kept in ``OUT/runs``, with no student code run; editing the code
-that runs student code, or another student environment, runs it again.
+that runs student code, or another student environment, runs it again. Changing only the
+rubric's scoring (points, bars) re-scores from what the grading kept (``OUT/evidence``):
+nothing is unpacked, run or measured again.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 
 import pytest
 
 from grader import cache, context, sandbox
 from grader.batch import grade_all, plan
-from grader.heldout import load_heldout
 from grader.limits import RunLimits
 from grader.pipeline import GradingSetup
 from grader.results import SubmissionResult
 from grader.rubric import DEFAULT_RUBRIC, load_rubric
 from grader.run_cache import RUNS_FOLDER, RunCache, restore, run_key
-from grader.scoring import baseline_key, load_baseline
+from grader.scoring import baseline_key
 from reference import PROJECT_ROOT
-from reference.data import build_embedded
-from tests.test_grading import SMALL, write_submission, zip_folder
+from reference.files import atomic_write
+from tests.helpers import write_submission, zip_folder
 
 
 @pytest.fixture
@@ -42,12 +44,10 @@ def edit(monkeypatch):
 
 
 @pytest.fixture(scope="module")
-def graded(tmp_path_factory):
+def graded(tmp_path_factory, small_heldout, small_baseline):
     """A small held-out set and one complete submission, graded once into ``OUT``."""
     root = tmp_path_factory.mktemp("keys")
-    build_embedded(root / "data", seed=5, spec=SMALL)
-    heldout = load_heldout(root / "data", cache_root=root / "heldout")
-    baseline = load_baseline(heldout, jobs=1, cache_root=root / "baseline")
+    heldout, baseline = small_heldout, small_baseline()
     setup = GradingSetup(rubric=load_rubric(DEFAULT_RUBRIC), heldout=heldout, load_baseline=lambda: baseline,
                          out_dir=root / "out")
     source = zip_folder(write_submission(root / "work" / "ada"), root / "ada_111_1_hw3.zip")
@@ -91,7 +91,7 @@ def test_editing_the_metric_code_rescores_the_class_without_running_student_code
 
 def test_editing_the_run_code_runs_student_code_again(graded, edit, monkeypatch):
     setup, source, first = graded
-    edit("grader/sandbox.py")
+    edit("grader/sandbox/supervise.py")
     ran = []
     real = sandbox.run
     monkeypatch.setattr(sandbox, "run", lambda *args, **kwargs: ran.append(args[0]) or real(*args, **kwargs))
@@ -109,6 +109,84 @@ def test_force_runs_student_code_again(graded, monkeypatch):
     monkeypatch.setattr("grader.batch.draw_spectrograms", lambda *args: None)
     grade_all([source], setup, force=True, show_progress=False)
     assert [s.run_cache.reuse for s in used] == [False] and setup.run_cache.reuse
+
+
+def rubric_with(tmp_path, *changes: tuple[str, str]):
+    """The bundled rubric with each (old, new) text change made to its file."""
+    text = DEFAULT_RUBRIC.read_text()
+    for old, new in changes:
+        assert text.count(old) == 1, old
+        text = text.replace(old, new)
+    path = tmp_path / f"rubric-{len(list(tmp_path.glob('rubric-*')))}.toml"
+    path.write_text(text)
+    return load_rubric(path)
+
+
+MFCC_CODE_POINTS = ('title = "Audio is loaded and MFCCs are extracted with librosa"\npoints = 4',
+                    'title = "Audio is loaded and MFCCs are extracted with librosa"\npoints = 5')
+AUGMENTATION_POINTS = ('title = "Data augmentation (pitch shift, noise, time shift or stretch)"\npoints = 6',
+                       'title = "Data augmentation (pitch shift, noise, time shift or stretch)"\npoints = 5')
+FULL_AT_GRIFFIN_LIM = ('full_at = "reference"', 'full_at = "griffin_lim"')
+
+
+def test_what_was_made_is_keyed_on_everything_but_the_scoring(graded, tmp_path):
+    setup, source, _ = graded
+    kept = setup.evidence_key(source)
+
+    def key(*changes, **setup_changes):
+        return dataclasses.replace(setup, rubric=rubric_with(tmp_path, *changes), **setup_changes).evidence_key(source)
+
+    assert key(MFCC_CODE_POINTS, AUGMENTATION_POINTS, FULL_AT_GRIFFIN_LIM, ('floor_at = "untrained"', 'floor_at = 1.1'),
+               ('tolerance_db = 1.0', 'tolerance_db = 2.0'), ('pesq_tolerance = 0.5', 'pesq_tolerance = 0.3'),
+               ('visibility = "after_published"', 'visibility = "visible"'), ('version = "1"', 'version = "2"'),
+               ('evidence = ["augmentation"]', 'evidence = ["augmentation", "training_loop"]')) == kept
+    assert key(('params = { num = 4, seed = 0 }', 'params = { num = 5, seed = 0 }')) != kept  # the run changes
+    assert key(('wall_seconds = 60', 'wall_seconds = 61')) != kept
+    assert key(('dnsmos = false', 'dnsmos = true')) != kept
+    assert key(student_mode=True) != kept
+
+
+def comparable(result: SubmissionResult) -> dict:
+    """``result`` without what says when, how fast, and whether student code ran now or earlier."""
+    kept = result.model_dump(mode="json", exclude={"started_at", "finished_at", "seconds", "timings"})
+    for item in kept["items"]:
+        item.pop("seconds")
+    for run in kept["runs"]:
+        run.pop("reused")
+        for key in ("wall_seconds", "cpu_seconds", "peak_memory_bytes"):
+            run["result"].pop(key)
+    return kept
+
+
+def test_a_change_of_points_and_bars_rescores_from_what_was_kept(graded, monkeypatch, tmp_path):
+    """Issue 16, item 6: nothing is unpacked, run or measured again, and the result is the one a forced regrade
+    with the new rubric gives."""
+    setup, source, _ = graded
+    [entry] = grade_all([source], setup, show_progress=False)  # up to date, whatever the tests before did
+    first = SubmissionResult.read(setup.result_path(entry.submission_id))
+    rescoring = dataclasses.replace(setup, rubric=rubric_with(tmp_path, MFCC_CODE_POINTS, AUGMENTATION_POINTS,
+                                                              FULL_AT_GRIFFIN_LIM))
+    assert rescoring.cache_key(source) != setup.cache_key(source)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("made again")
+    no_student_code(monkeypatch)
+    monkeypatch.setattr("grader.pipeline.unpack", refuse)
+    monkeypatch.setattr("grader.checks.reconstruct.score_heldout", refuse)
+    [entry] = grade_all([source], rescoring, show_progress=False)
+    rescored = SubmissionResult.read(setup.result_path(entry.submission_id))
+    assert not entry.reused and rescored.runs and all(run.reused for run in rescored.runs)
+    assert rescored.timings["student_code"] == 0
+    before, after = scores(first), scores(rescored)
+    assert (after["preprocess-mfcc-code"], after["preprocess-augmentation"]) == (5, 5)
+    assert after["model-quality"] > before["model-quality"]  # Griffin-Lim's bar is lower than the reference's
+    assert next(i for i in rescored.items if i.id == "model-quality").metrics["bars"]["full_source"] == "griffin_lim"
+
+    monkeypatch.undo()
+    [entry] = grade_all([source], rescoring, force=True, show_progress=False)
+    regraded = SubmissionResult.read(setup.result_path(entry.submission_id))
+    assert not any(run.reused for run in regraded.runs)  # a full regrade: student code ran again
+    assert comparable(rescored) == comparable(regraded)
 
 
 class Environment:
@@ -143,7 +221,7 @@ def test_a_run_is_keyed_on_what_decides_what_it_does(tmp_path, edit):
     (workdir / "generate.py").write_text("print('hi')\n")
     edit("reference/evaluation.py", "grader/scoring.py", "grader/checks/reconstruct.py")
     assert key() == first  # scoring code is no part of a run
-    edit("grader/seccomp.py")
+    edit("grader/sandbox/seccomp.py")
     assert key() != first
 
 
@@ -177,7 +255,7 @@ def test_kept_outputs_are_plain_files_within_the_run_limits(tmp_path):
 
 
 def test_atomic_writes_leave_no_half_written_file(tmp_path):
-    target = cache.atomic_write(tmp_path / "a" / "result.json", "{}")
+    target = atomic_write(tmp_path / "a" / "result.json", "{}")
     assert target.read_text() == "{}" and [p.name for p in target.parent.iterdir()] == ["result.json"]
     with pytest.raises(RuntimeError):
         with cache.staged_folder(tmp_path / "entry") as staging:

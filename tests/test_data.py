@@ -8,6 +8,7 @@ import soundfile as sf
 
 from reference import PROJECT_ROOT, SAMPLE_RATE
 from reference import data
+from reference.files import file_digest
 
 SMALL = data.EmbeddedSpec(voices={"train": 2, "test": 1, "heldout": 1},
                           utterances_per_voice={"train": 2, "test": 1, "heldout": 1},
@@ -38,7 +39,7 @@ def test_embedded_default_is_well_formed(embedded_data):
         info = sf.info(clip.path)
         assert (info.samplerate, info.channels, info.subtype) == (SAMPLE_RATE, 1, "PCM_16")
         assert 2.0 <= clip.duration <= 4.0
-        assert clip.sha256 == data.sha256_of(clip.path)
+        assert clip.sha256 == file_digest(clip.path)
         wav, _ = sf.read(clip.path)
         assert np.sqrt(np.mean(wav**2)) > 0.02  # speech or music, not silence
 

@@ -5,7 +5,8 @@ import json
 import textwrap
 from pathlib import Path
 
-from grader.discovery import MANIFEST, ROLES, discover
+from grader.contract import MANIFEST, ROLES
+from grader.discovery import discover
 
 GENERATE_BOTH = textwrap.dedent('''
     import argparse

@@ -2,7 +2,6 @@
 Keras in the real sandbox, and never the grader's own .venv."""
 from __future__ import annotations
 
-import os
 import platform
 import stat
 import subprocess

@@ -14,7 +14,6 @@ from reference import evaluation_unpaired as eu
 from reference.preprocess import add_noise, gain, load_audio, resample, time_shift
 
 ALL_METRICS = ev.INTRUSIVE_METRICS + ev.OPTIONAL_METRICS
-HIGHER_IS_BETTER = {"pesq_wb", "pesq_nb", "snr", "seg_snr", "si_sdr", "stoi", "estoi", "dnsmos"}
 SPEAKER_FILES = [f"{digit}_george_{take}.wav" for digit, take in [(5, 3), (1, 8), (9, 0), (2, 4), (7, 6), (0, 1)]]
 
 
@@ -98,7 +97,7 @@ def test_every_metric_moves_the_right_way_as_white_noise_grows(speech):
     assert [row.values["snr"] for row in rows] == pytest.approx(levels, abs=0.01)
     for metric in ALL_METRICS:
         series = [row.values[metric] for row in rows]
-        steps = np.diff(series) if metric not in HIGHER_IS_BETTER else -np.diff(series)
+        steps = -np.diff(series) if ev.METRICS[metric].higher_is_better else np.diff(series)
         assert np.all(steps > 0), f"{metric} does not worsen as noise grows: {series}"
 
 
@@ -241,6 +240,18 @@ def test_evaluate_command_refuses_bad_arguments(tmp_path, capsys):
         assert stopped.value.code == 2 and message in capsys.readouterr().err
     assert ev.main(["--ref", str(tmp_path), "--deg", str(tmp_path), "--out", str(tmp_path / "x.json")], "evaluate") == 1
     assert "no clip names in common" in capsys.readouterr().out
+
+
+def test_one_registry_names_every_metric_with_its_unit_range_and_direction(capsys):
+    assert set(ev.METRICS) == set(ev.METRIC_FUNCTIONS) == set(ALL_METRICS)
+    assert set(ev.INTRUSIVE_METRICS).isdisjoint(ev.OPTIONAL_METRICS)
+    assert ev.SPEECH_METRICS == {"pesq_wb", "pesq_nb", "stoi", "estoi"} and ev.REFERENCE_FREE_METRICS == {"dnsmos"}
+    pesq, lsd = ev.METRICS["pesq_wb"], ev.METRICS["lsd"]
+    assert (pesq.label, pesq.better) == ("PESQ wide-band", "higher is better, 1 to 4.64")
+    assert (lsd.label, lsd.better) == ("Log-spectral distance (dB)", "lower is better")
+    with pytest.raises(SystemExit):
+        ev.main(["--help"], "evaluate")
+    assert "  mcd_dtw  MCD after DTW (dB): " in capsys.readouterr().out
 
 
 # --------------------------------------------------------------------------- validity

@@ -12,9 +12,10 @@ from pathlib import Path
 import jsonschema
 import pytest
 
+from grader.commands.export import write_autograder_zip
+from grader.commands.gradescope import run_gradescope
 from grader.report import render_all
 from grader.report.exports import gradescope_dict, junit_xml, write_exports
-from grader.report.gradescope import run_gradescope, write_autograder_zip
 from grader.results import SubmissionResult
 from tests import result_fixtures
 
@@ -270,7 +271,7 @@ def test_autograder_zip_has_gradescopes_layout_and_is_deterministic(tmp_path):
             assert text.startswith("#!/usr/bin/env bash\n")
             subprocess.run(["bash", "-n"], input=text, text=True, check=True)  # parses as bash
         assert "grade gradescope --submission /autograder/submission" in archive.read("run_autograder").decode()
-        for needed in ("pyproject.toml", "requirements.lock", "grader/report/gradescope.py", "reference/generate.py",
+        for needed in ("pyproject.toml", "requirements.lock", "grader/commands/gradescope.py", "reference/generate.py",
                        "reference/checkpoints/wavenet.pt", "rubrics/audio-generative-models.toml"):
             assert needed in names
         assert not [n for n in names if "__pycache__" in n or n.endswith((".pyc", ".optimizer.pt"))]

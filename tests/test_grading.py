@@ -5,140 +5,18 @@ evaluation, quiz) against variations: empty, noisier output, evidence removed,
 notebook entry, unconditional only; and determinism.
 """
 import json
-import shutil
 import subprocess
 import sys
-import zipfile
 
 import nbformat
 import numpy as np
 import pytest
 import soundfile as sf
 
-from grader.heldout import load_heldout
 from grader.pipeline import GradingSetup, grade_submission
 from grader.rubric import DEFAULT_RUBRIC, load_rubric
-from grader.scoring import load_baseline
 from reference import PROJECT_ROOT
-from reference.data import EmbeddedSpec, build_embedded
-
-SMALL = EmbeddedSpec(voices={"train": 1, "test": 1, "heldout": 1}, utterances_per_voice={"train": 2, "test": 2, "heldout": 1},
-                     melodies={"train": 1, "test": 1, "heldout": 1})
-
-PREPROCESS = '''
-import librosa
-import numpy as np
-
-def extract_mfcc(path):
-    signal, sr = librosa.load(path, sr=16000)
-    return librosa.feature.mfcc(y=signal, sr=sr, n_mfcc=20)
-
-def augment(y, sr):
-    y = librosa.effects.pitch_shift(y, sr=sr, n_steps=2)
-    return y + 0.005 * np.random.randn(len(y))
-'''
-MODEL = '''
-import torch
-from torch import nn
-
-class ResidualBlock(nn.Module):
-    def __init__(self, channels, dilation):
-        super().__init__()
-        self.conv = nn.Conv1d(channels, 2 * channels, 2, dilation=dilation)
-    def forward(self, x):
-        a, b = self.conv(x).chunk(2, dim=1)
-        return torch.tanh(a) * torch.sigmoid(b)
-
-def train(model, batches):
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    for x, y in batches:
-        optimizer.zero_grad()
-        loss = nn.functional.cross_entropy(model(x), y)
-        loss.backward()
-        optimizer.step()
-'''
-GENERATE = '''
-import argparse, pathlib
-import numpy as np, librosa, soundfile as sf
-NOISE = {noise}
-parser = argparse.ArgumentParser()
-parser.add_argument("--mel-dir"); parser.add_argument("--out-dir")
-parser.add_argument("--num", type=int); parser.add_argument("--seed", type=int)
-args = parser.parse_args()
-out = pathlib.Path(args.out_dir)
-rng = np.random.default_rng(args.seed or 0)
-if args.mel_dir:
-    mix = np.load(pathlib.Path(__file__).parent / "checkpoints" / "vocoder.npz")["mel_mix"]  # the trained weights
-    for path in sorted(pathlib.Path(args.mel_dir).glob("*.npy")):
-        stft = librosa.feature.inverse.mel_to_stft(mix @ np.exp(np.load(path)), sr=16000, n_fft=1024, power=1.0,
-                                                   fmax=8000)
-        wav = librosa.griffinlim(stft, n_iter=16, hop_length=256, random_state=0)
-        sf.write(out / (path.stem + ".wav"), wav + NOISE * rng.standard_normal(len(wav)), 16000)
-else:
-    for k in range(args.num):
-        t = np.arange(48000) / 16000
-        sf.write(out / f"{{k}}.wav", 0.3 * np.sin(2 * np.pi * rng.uniform(100, 800) * t) * rng.uniform(0.2, 1, 48000), 16000)
-'''
-EVALUATE = '''
-from pesq import pesq
-import numpy as np
-
-def snr_db(ref, deg):
-    return 10 * np.log10(np.sum(ref ** 2) / np.sum((ref - deg) ** 2))
-
-def evaluate(ref, deg):
-    return pesq(16000, ref, deg, "wb"), snr_db(ref, deg)
-'''
-ANSWERS = '[quiz]\nq1 = "MFCC"\nq2 = "b"\nq3 = "Increases data diversity"\nq4 = "Bitmap"\nq5 = "c"\n' \
-          'q6 = "WaveNet"\nq7 = "Signal-to-Noise Ratio"\n'
-
-
-@pytest.fixture(scope="module")
-def setup_factory(tmp_path_factory):
-    root = tmp_path_factory.mktemp("grading")
-    build_embedded(root / "data", seed=5, spec=SMALL)
-    heldout = load_heldout(root / "data", cache_root=root / "heldout")
-    baseline = load_baseline(heldout, jobs=1, cache_root=root / "baseline")
-    rubric = load_rubric(DEFAULT_RUBRIC)
-
-    def make(out_name: str, student_mode: bool = False) -> GradingSetup:
-        return GradingSetup(rubric=rubric, heldout=heldout, load_baseline=lambda: baseline, out_dir=root / out_name,
-                            student_mode=student_mode)
-    return make
-
-
-def write_submission(folder, noise=0.0, drop=()):
-    """A complete submission in ``folder``; ``drop`` names parts to leave out."""
-    files = {"preprocess.py": PREPROCESS, "model.py": MODEL, "generate.py": GENERATE.format(noise=noise),
-             "evaluate.py": EVALUATE, "answers.toml": ANSWERS,
-             "report.md": "Our vocoder reaches PESQ 2.2 and SNR -3 dB on the test clips.\n"}
-    if "augmentation" in drop:
-        files["preprocess.py"] = PREPROCESS.split("def augment")[0]
-    for name in ("answers.toml", "model.py"):
-        if name in drop:
-            del files[name]
-    folder.mkdir(parents=True)
-    for name, text in files.items():
-        (folder / name).write_text(text)
-    (folder / "checkpoints").mkdir()
-    np.savez(folder / "checkpoints" / "vocoder.npz", mel_mix=np.eye(80, dtype=np.float32))  # 25.6 kB of weights
-    (folder / "samples").mkdir()
-    rng = np.random.default_rng(len(str(folder)))
-    for k in range(3):
-        t = np.arange(32000) / 16000
-        sf.write(folder / "samples" / f"{k}.wav", 0.3 * np.sin(2 * np.pi * rng.uniform(150, 600) * t), 16000)
-    return folder
-
-
-def zip_folder(folder, target):
-    with zipfile.ZipFile(target, "w") as archive:
-        for path in sorted(folder.rglob("*")):
-            archive.write(path, f"hw/{path.relative_to(folder)}")
-    return target
-
-
-def items(result):
-    return {item.id: item for item in result.items}
+from tests.helpers import items, write_submission, zip_folder
 
 
 @pytest.fixture(scope="module")
@@ -386,7 +264,7 @@ def test_dnsmos_on_request(setup_factory, tmp_path):
     submission = unpack(folder, tmp_path / "work")
     item = next(i for i in setup.rubric.items if i.id == "samples-diversity")
     with Scratch("dnsmos") as scratch:
-        ctx = CheckContext(submission=submission, discovery=discover(submission.work_dir), rubric=setup.rubric,
+        ctx = CheckContext(unpack=lambda: submission, discovery=discover(submission.work_dir), rubric=setup.rubric,
                            heldout=setup.heldout, load_baseline=setup.load_baseline, scratch=scratch,
                            media_dir=tmp_path / "media", out_root=tmp_path)
         outcome = sample.check(ctx, item.model_copy(update={"params": {**item.params, "dnsmos": True}}))
@@ -399,7 +277,7 @@ def test_student_self_check_hides_hidden_items_and_the_key(setup_factory, tmp_pa
     assert all(q.correct is None and q.points == 0 for q in result.quiz)
     text = result.model_dump_json()
     for question in load_rubric(DEFAULT_RUBRIC).quiz.questions:
-        assert f'"correct":true' not in text
+        assert '"correct":true' not in text
     assert "samples-diversity" not in text and "evaluation-claims" not in text
 
 

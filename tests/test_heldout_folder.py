@@ -13,9 +13,9 @@ from grader.pipeline import GradingSetup, grade_submission
 from grader.rubric import DEFAULT_RUBRIC, load_rubric
 from grader.scoring import load_baseline
 from reference import PROJECT_ROOT, SAMPLE_RATE
-from reference.data import build_embedded, read_manifest
+from reference.data import read_manifest
 from reference.preprocess import load_audio
-from tests.test_grading import SMALL, items, write_submission
+from tests.helpers import items, write_submission
 
 
 def tone(seconds: float, sr: int, pitch: float) -> np.ndarray:
@@ -39,11 +39,9 @@ def plain_folder(root, embedded):
 
 
 @pytest.fixture(scope="module")
-def embedded(tmp_path_factory):
+def embedded(small_data):
     """A small data set standing for the embedded one (probes and training clips of a plain held-out folder)."""
-    folder = tmp_path_factory.mktemp("embedded") / "data"
-    build_embedded(folder, seed=5, spec=SMALL)
-    return folder
+    return small_data
 
 
 @pytest.fixture(scope="module")

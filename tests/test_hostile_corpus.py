@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -19,9 +18,7 @@ import pytest
 from grader import sandbox
 from grader.scratch import PREFIX
 from reference import PROJECT_ROOT
-from reference.data import build_embedded
 from tests.hostile_corpus import SCRIPT_MARKER, SECRET, build
-from tests.test_grading import SMALL
 
 PEAK_MEMORY_BYTES = 768 * 2**20
 """The most memory any one grader process (the batch's own or a worker) may reach on the corpus."""
@@ -48,9 +45,8 @@ def free_disk(folders: list[Path]) -> int:
 
 
 @pytest.fixture(scope="module")
-def graded(tmp_path_factory):
+def graded(tmp_path_factory, small_data):
     root = tmp_path_factory.mktemp("hostile")
-    build_embedded(root / "data", seed=5, spec=SMALL)
     rows = build(root / "zips")
     out = root / "out"
     temporary = Path(tempfile.gettempdir())
@@ -68,7 +64,7 @@ def graded(tmp_path_factory):
     started = time.monotonic()
     try:
         ran = subprocess.run([sys.executable, "-c", MEASURED, sys.executable, "-m", "grader.cli",
-                              *(str(row.zip) for row in rows), "--out", str(out), "--heldout", str(root / "data"),
+                              *(str(row.zip) for row in rows), "--out", str(out), "--heldout", str(small_data),
                               "--jobs", "2"], capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=900)
     finally:
         done.set()
@@ -155,7 +151,7 @@ def test_report_media_are_re_encoded_and_run_no_script(graded):
         pytest.skip("chromium is not installed (`make setup` installs it)")
     from playwright.sync_api import sync_playwright
 
-    from tests.test_report_html import CHROMIUM_ARGS
+    from tests.helpers import CHROMIUM_ARGS
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(chromium), args=CHROMIUM_ARGS)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import zipfile
-from pathlib import Path
 
 import nbformat
 import numpy as np
@@ -16,46 +15,17 @@ import pytest
 import soundfile as sf
 
 from grader import sandbox
-from grader.heldout import HeldoutSet, load_heldout
+from grader.heldout import HeldoutSet
 from grader.intake import unpack
-from grader.pipeline import GradingSetup, grade_submission
 from grader.report.html import render_submission, student_audience
-from grader.results import SubmissionResult
-from grader.rubric import DEFAULT_RUBRIC, Rubric, load_rubric
-from reference.data import build_embedded
-from tests.test_grading import SMALL
+from tests.helpers import grade, rubric_of, sine
 
 needs_sandbox = pytest.mark.skipif(sandbox.BWRAP is None, reason="bubblewrap (bwrap) is not installed")
 
 
 @pytest.fixture(scope="module")
-def heldout(tmp_path_factory) -> HeldoutSet:
-    root = tmp_path_factory.mktemp("hostile")
-    build_embedded(root / "data", seed=5, spec=SMALL)
-    return load_heldout(root / "data", cache_root=root / "heldout")
-
-
-def rubric_of(*item_ids: str) -> Rubric:
-    """The bundled rubric with only ``item_ids`` (and no quiz): points add up to what those items give."""
-    rubric = load_rubric(DEFAULT_RUBRIC)
-    items = [item for item in rubric.items if item.id in item_ids]
-    info = rubric.rubric.model_copy(update={"total_points": sum(item.points for item in items)})
-    return Rubric.model_validate({**rubric.model_dump(), "rubric": info.model_dump(), "quiz": None,
-                                  "items": [item.model_dump() for item in items]})
-
-
-def grade(source: Path, heldout: HeldoutSet, out: Path, *item_ids: str) -> SubmissionResult:
-    def no_baseline():
-        raise AssertionError("these items never need the reference baseline")
-
-    setup = GradingSetup(rubric=rubric_of(*item_ids), heldout=heldout, load_baseline=no_baseline, out_dir=out)
-    return grade_submission(source, setup)
-
-
-def sine(path: Path, frequency: float, seconds: float = 1.0) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    t = np.arange(int(16000 * seconds)) / 16000
-    sf.write(path, 0.3 * np.sin(2 * np.pi * frequency * t), 16000)
+def heldout(small_heldout) -> HeldoutSet:
+    return small_heldout
 
 
 def test_an_empty_sample_is_a_finding_and_the_good_ones_still_count(heldout, tmp_path):

@@ -10,7 +10,6 @@ from grader.environment import bundled
 from grader.imports import install_finding, missing_module, missing_package_finding
 from grader.pipeline import grade_submission
 from grader.report.html import render_submission
-from tests.test_grading import setup_factory  # noqa: F401  (the fixture)
 
 TRACEBACK = """Traceback (most recent call last):
   File "/submission/generate.py", line 2, in <module>

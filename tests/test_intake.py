@@ -319,7 +319,7 @@ def test_a_tree_deeper_than_the_limit_is_refused_before_anything_walks_it(tmp_pa
     if as_folder:  # 2,000 folders, past PATH_MAX: made through descriptors, as a student's program could
         source = tmp_path / "hw"
         source.mkdir()
-        from tests.test_scratch import deep_tree
+        from tests.helpers import deep_tree
 
         deep_tree(source, 2000)
     else:  # an 8 kB zip

@@ -7,15 +7,14 @@ import pytest
 from grader.kit import write_kit
 from grader.rubric import DEFAULT_RUBRIC, load_rubric
 from reference import PROJECT_ROOT
-from reference.data import build_embedded, read_manifest
-from tests.test_grading import SMALL, write_submission
+from reference.data import read_manifest
+from tests.helpers import write_submission
 
 
 @pytest.fixture(scope="module")
-def kit(tmp_path_factory):
+def kit(tmp_path_factory, small_data):
     root = tmp_path_factory.mktemp("kit")
-    build_embedded(root / "data", seed=7, spec=SMALL)
-    return write_kit(root / "kit", load_rubric(DEFAULT_RUBRIC), data_dir=root / "data"), root / "data"
+    return write_kit(root / "kit", load_rubric(DEFAULT_RUBRIC), data_dir=small_data), small_data
 
 
 def test_the_kit_holds_no_answer_key_no_hidden_item_and_no_heldout_clip(kit):

@@ -16,8 +16,7 @@ import soundfile as sf
 
 from grader.outputs import MediaRefused, copy_media
 from grader.report.html import student_audience, write_submission_page
-from tests.test_hostile_submissions import grade, heldout, rubric_of, sine  # noqa: F401 (heldout: a fixture)
-from tests.test_report_html import browser  # noqa: F401 (a fixture)
+from tests.helpers import grade, rubric_of, sine
 
 PAYLOAD = b"<html><script>document.title = 'pwned'; console.log('pwned');</script></html>"
 
@@ -35,7 +34,7 @@ def polyglot(path: Path) -> bytes:
     return content
 
 
-def test_a_polyglot_sample_reaches_the_report_only_as_a_fresh_wav_that_runs_no_script(heldout, browser, tmp_path):
+def test_a_polyglot_sample_reaches_the_report_only_as_a_fresh_wav_that_runs_no_script(small_heldout, browser, tmp_path):
     folder = tmp_path / "polyglot"
     student_bytes = polyglot(folder / "samples" / "clip.html")
     assert sf.info(str(folder / "samples" / "clip.html")).frames == 16000  # a valid WAV indeed
@@ -43,7 +42,7 @@ def test_a_polyglot_sample_reaches_the_report_only_as_a_fresh_wav_that_runs_no_s
     (folder / "samples" / "page.html").write_bytes(PAYLOAD)  # no audio at all
     (folder / "submission.toml").write_text('[files]\nsamples = "samples/*"\n')
     out = tmp_path / "out"
-    result = grade(folder, heldout, out, "samples-handed-in")
+    result = grade(folder, small_heldout, out, "samples-handed-in")
 
     by_name = {sample.name: sample for sample in result.samples}
     assert by_name["samples/clip.html"].valid and by_name["samples/tone.wav"].valid

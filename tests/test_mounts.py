@@ -9,21 +9,13 @@ import pytest
 import soundfile as sf
 
 import grader.mounts
-from grader.heldout import load_heldout
 from grader.mounts import MountError, MountHoldsHeldout, check_mounts
-from reference.data import EmbeddedSpec, build_embedded
 from reference.preprocess import load_audio
-
-SMALL = EmbeddedSpec(voices={"train": 1, "test": 1, "heldout": 1},
-                     utterances_per_voice={"train": 2, "test": 2, "heldout": 1},
-                     melodies={"train": 1, "test": 1, "heldout": 1})
 
 
 @pytest.fixture(scope="module")
-def heldout(tmp_path_factory):
-    root = tmp_path_factory.mktemp("mounts")
-    build_embedded(root / "data", seed=5, spec=SMALL)
-    return load_heldout(root / "data", cache_root=root / "heldout")
+def heldout(small_heldout):
+    return small_heldout
 
 
 def course_folder(folder, heldout):
@@ -99,11 +91,11 @@ def test_files_past_the_bounds_are_noted_and_a_folder_too_large_is_refused(tmp_p
     folder = course_folder(tmp_path / "course", heldout)
     large = max(folder.rglob("*.wav"), key=lambda path: path.stat().st_size)
     size = large.stat().st_size
-    monkeypatch.setattr(grader.mounts, "MAX_FILE_BYTES", size - 1)
+    monkeypatch.setattr(grader.mounts, "MAX_MOUNT_FILE_BYTES", size - 1)
     notes = check_mounts({"/data": folder}, heldout, cache_root=tmp_path / "cache")
     assert notes == [f"mount /data: {large.relative_to(folder)} was not checked for held-out clips "
                      f"({size / 1000:.3g} kB, over {(size - 1) / 1000:.3g} kB)"]
-    monkeypatch.setattr(grader.mounts, "MAX_FILES", 3)
+    monkeypatch.setattr(grader.mounts, "MAX_MOUNT_FILES", 3)
     with pytest.raises(MountError, match=r"^mount /data: .* holds more than 3 files, more than the grader checks"):
         check_mounts({"/data": folder}, heldout, cache_root=tmp_path / "cache")
     with pytest.raises(MountError, match=r"^mount /data: .*missing does not exist"):

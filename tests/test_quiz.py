@@ -10,7 +10,7 @@ from grader.checks.quiz import (AnswersError, NoAnswers, chosen_index, count_not
 from grader.discovery import discover
 from grader.kit import answers_template
 from grader.rubric import DEFAULT_RUBRIC, load_rubric
-from tests.test_rubric import BUNDLED_KINDS
+from tests.helpers import BUNDLED_KINDS
 
 QUIZ = load_rubric(DEFAULT_RUBRIC, known_checks=BUNDLED_KINDS).quiz
 SNR = next(q for q in QUIZ.questions if q.id == "q7")

@@ -19,7 +19,7 @@ import torch
 from grader.checks.claims import contradictions, read_claims
 from grader.checks.static import CodeUnit, architectures, code_units, find_evidence
 from grader.reachability import Entries
-from grader.weights import read_weights, weight_files
+from grader.weights import weight_files
 from reference import PROJECT_ROOT
 from tests.gaming import GAMED_ITEMS, write_gaming_submission
 
@@ -135,22 +135,13 @@ HONEST_POINTS = {
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory):
-    from grader.heldout import load_heldout
+def setup(tmp_path_factory, small_heldout, small_baseline):
     from grader.pipeline import GradingSetup
     from grader.rubric import DEFAULT_RUBRIC, load_rubric
-    from grader.scoring import load_baseline
-    from reference.data import EmbeddedSpec, build_embedded
 
-    small = EmbeddedSpec(voices={"train": 1, "test": 1, "heldout": 1},
-                         utterances_per_voice={"train": 2, "test": 2, "heldout": 1},
-                         melodies={"train": 1, "test": 1, "heldout": 1})
     root = tmp_path_factory.mktemp("real")
-    build_embedded(root / "data", seed=5, spec=small)
-    heldout = load_heldout(root / "data", cache_root=root / "heldout")
-    baseline = load_baseline(heldout, jobs=1, cache_root=root / "baseline")
     rubric = load_rubric(DEFAULT_RUBRIC)
-    return lambda name: GradingSetup(rubric=rubric, heldout=heldout, load_baseline=lambda: baseline,
+    return lambda name: GradingSetup(rubric=rubric, heldout=small_heldout, load_baseline=small_baseline,
                                      out_dir=root / name)
 
 

@@ -18,9 +18,6 @@ from grader.report.html import render_submission
 from grader.results import SubmissionResult
 from tests import result_fixtures
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
 PHONE = {"width": 375, "height": 812}
 
 WAIT_FOR_MEDIA = """async () => {
@@ -48,18 +45,6 @@ def report(tmp_path_factory) -> tuple[Path, list[SubmissionResult]]:
     results = result_fixtures.class_of_five(out)
     render_all(out, result_fixtures.rubric())
     return out, results
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not CHROMIUM.is_file():
-        pytest.skip(f"{CHROMIUM} not found: `make setup` installs Debian's chromium")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 def open_page(browser, path: Path, viewport: dict | None = None):
@@ -231,19 +216,13 @@ def test_stale_pages_go_and_unreadable_results_are_listed(report, tmp_path):
 
 
 @pytest.fixture(scope="module")
-def really_graded(tmp_path_factory) -> tuple[Path, SubmissionResult]:
+def really_graded(tmp_path_factory, small_heldout, small_baseline) -> tuple[Path, SubmissionResult]:
     """A student-style submission graded by the real pipeline (sandbox, held-out set, baseline), then rendered."""
-    from grader.heldout import load_heldout
     from grader.pipeline import GradingSetup, grade_submission
-    from grader.scoring import load_baseline
-    from reference.data import build_embedded
-    from tests.test_grading import SMALL, write_submission
+    from tests.helpers import write_submission
 
     root = tmp_path_factory.mktemp("graded")
-    build_embedded(root / "data", seed=5, spec=SMALL)
-    heldout = load_heldout(root / "data", cache_root=root / "heldout")
-    baseline = load_baseline(heldout, jobs=1, cache_root=root / "baseline")
-    setup = GradingSetup(rubric=result_fixtures.rubric(), heldout=heldout, load_baseline=lambda: baseline,
+    setup = GradingSetup(rubric=result_fixtures.rubric(), heldout=small_heldout, load_baseline=small_baseline,
                          out_dir=root / "out")
     result = grade_submission(write_submission(root / "doe_12345"), setup)
     render_all(setup.out_dir, result_fixtures.rubric())

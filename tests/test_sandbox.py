@@ -27,7 +27,9 @@ import pytest
 from grader import sandbox
 from grader.environment import bundled
 from grader.limits import RunLimits
-from grader.sandbox import Verdict
+from grader.sandbox import Verdict, launch
+from grader.sandbox.cgroups import Cgroups
+from grader.sandbox.host import this_host
 from reference import PROJECT_ROOT
 
 ENVIRONMENT = bundled()
@@ -169,7 +171,8 @@ def test_blocks_held_with_fallocate_count_against_disk_bytes(workdir, depth):
     """)
     result = sandbox.run(holder, workdir, limits=SMALL.with_overrides({"disk_bytes": 20 * 2**20}))
     assert result.verdict is Verdict.OUTPUT_LIMIT and "disk_bytes" in result.message, result
-    assert result.stdout == "0\n" and result.wall_seconds < 5  # stopped by a poll, not at its end
+    # stopped by a poll, not at its end; on a busy machine the poll may come before the size is printed
+    assert result.stdout in ("0\n", "") and result.wall_seconds < 5
 
 
 def test_files_past_disk_inodes_are_output_limit(workdir):
@@ -537,10 +540,10 @@ CREDENTIALS = python("""
 def test_student_code_runs_without_privileges_and_with_its_rlimits(monkeypatch, workdir, first_program):
     """Whichever first program runs inside (the built one, or util-linux's where no compiler is)."""
     if first_program == "sandbox-init":
-        assert sandbox._host().init is not None, "the sandbox's first program could not be built (is cc there?)"
+        assert this_host().init is not None, "the sandbox's first program could not be built (is cc there?)"
     else:
-        without_init = dataclasses.replace(sandbox._host(), init=None)
-        monkeypatch.setattr(sandbox, "_host", lambda require_sandbox_tools=True: without_init)
+        without_init = dataclasses.replace(this_host(), init=None)
+        monkeypatch.setattr(launch, "this_host", lambda require_sandbox_tools=True: without_init)
     limits = SMALL.with_overrides({"cpu_seconds": 7, "file_size_bytes": 5 * 2**20, "open_files": 77})
     result = sandbox.run(CREDENTIALS, workdir, limits=limits)
     assert result.ok, result.stderr
@@ -566,7 +569,7 @@ def test_each_run_has_fresh_cgroups_and_the_grader_keeps_its_own(workdir):
     assert {line.split(":", 2)[2] for line in small.stdout.splitlines() if ":pids:" in line or ":memory:" in line} \
         == {"/"}  # the run's own groups are the root of its cgroup namespace
     assert Path("/proc/thread-self/cgroup").read_text() == own_groups
-    for parent in sandbox._Cgroups._own_groups(Path("/proc/self/cgroup").read_text()).values():
+    for parent in Cgroups._own_groups(Path("/proc/self/cgroup").read_text()).values():
         assert not list(parent.glob(f"grader-sandbox-{os.getpid()}-*"))
 
 
@@ -648,7 +651,7 @@ def test_without_bubblewrap_runs_are_refused_unless_allowed(monkeypatch, workdir
 @pytest.mark.skipif(not AS_ROOT, reason="the root path without cgroups needs root")
 def test_as_root_without_cgroups_rlimits_still_hold(monkeypatch, workdir):
     """A root grader on a machine without writable cgroup v1 controllers (cgroup v2 only, say)."""
-    monkeypatch.setattr(sandbox._Cgroups, "create", classmethod(lambda cls, limits: None))
+    monkeypatch.setattr(Cgroups, "create", classmethod(lambda cls, limits: None))
     forks = python("""
         import os, time
         for n in range(100):

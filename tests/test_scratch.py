@@ -15,24 +15,9 @@ import pytest
 from grader.folders import remove_tree, walk_files
 from grader.limits import RunLimits
 from grader.scratch import GRADER_ROOM_BYTES, GRADER_ROOM_INODES, PREFIX, Scratch
+from tests.helpers import deep_tree
 
 as_root = pytest.mark.skipif(os.geteuid() != 0, reason="run folders are tmpfs mounts only where the grader is root")
-
-
-def deep_tree(root: Path, depth: int, files_every: int = 500) -> int:
-    """Folders ``d`` ``depth`` deep under ``root`` (past PATH_MAX: made through descriptors); returns files made."""
-    made = 0
-    folder = os.open(root, os.O_RDONLY)
-    for level in range(depth):
-        os.mkdir("d", dir_fd=folder)
-        inner = os.open("d", os.O_RDONLY, dir_fd=folder)
-        os.close(folder)
-        folder = inner
-        if level % files_every == 0:
-            os.close(os.open("f", os.O_CREAT | os.O_WRONLY, 0o600, dir_fd=folder))
-            made += 1
-    os.close(folder)
-    return made
 
 
 def test_a_tree_deeper_than_the_recursion_limit_and_path_max_is_removed(tmp_path):
@@ -91,7 +76,7 @@ def test_a_run_folder_is_a_file_system_of_its_own_bounded_in_blocks_and_inodes(t
 def test_a_scratch_folder_left_by_a_killed_grader_is_removed_by_the_next(tmp_path):
     temporary = tmp_path / "tmp"
     temporary.mkdir()
-    code = ("import os, tempfile; from grader.scratch import Scratch; from tests.test_scratch import deep_tree\n"
+    code = ("import os, tempfile; from grader.scratch import Scratch; from tests.helpers import deep_tree\n"
             "from grader.limits import RunLimits; from pathlib import Path\n"
             "scratch = Scratch('killed'); source = scratch.path / 'submission'; source.mkdir()\n"
             "folder = scratch.run_folder('run-01', source, RunLimits())\n"

@@ -11,7 +11,7 @@ import textwrap
 
 import pytest
 
-from grader import seccomp
+from grader.sandbox import seccomp
 
 LISTED = (*seccomp._DENIED, *seccomp._FLAGS_CHECKED, *seccomp._NOT_IMPLEMENTED)
 

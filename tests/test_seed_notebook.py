@@ -3,22 +3,17 @@
 in the course environment (TensorFlow with tf-keras), graded end to end."""
 from __future__ import annotations
 
-import dataclasses
 import shutil
-from pathlib import Path
 
 import pytest
 
 from grader import sandbox
 from grader.environment import for_rubric
-from grader.heldout import load_heldout
 from grader.pipeline import GradingSetup, grade_submission
 from grader.rubric import DEFAULT_RUBRIC, Mount, load_rubric
-from grader.scoring import load_baseline
 from reference import PROJECT_ROOT
-from reference.data import build_embedded, read_manifest
+from reference.data import read_manifest
 from tests.seed_notebook import seed_notebook
-from tests.test_grading import SMALL
 
 SEEDS = PROJECT_ROOT.parent / "shared" / "seeds"
 ITEMS = ("samples-generation-runs", "model-quality", "samples-diversity")
@@ -28,15 +23,14 @@ pytestmark = [pytest.mark.slow, pytest.mark.skipif(sandbox.BWRAP is None, reason
 
 
 @pytest.fixture(scope="module")
-def graded(tmp_path_factory):
+def graded(tmp_path_factory, small_data, small_heldout, request):
     seeds = sorted(SEEDS.glob("003_*.txt"))
     if not seeds:
         pytest.skip(f"the seed notebook is not at {SEEDS}")
     root = tmp_path_factory.mktemp("seed")
-    build_embedded(root / "data", seed=5, spec=SMALL)
-    heldout = load_heldout(root / "data", cache_root=root / "heldout")
+    heldout = small_heldout
     course = root / "course"
-    clips = [root / "data" / row.path for row in read_manifest(root / "data") if row.split in ("train", "test")]
+    clips = [small_data / row.path for row in read_manifest(small_data) if row.split in ("train", "test")]
     for kind, first in (("Piano", 23), ("Human", 20)):  # 14 spectrograms: the seed keeps 10 for validation
         (course / kind).mkdir(parents=True)
         for k in range(7):
@@ -52,7 +46,7 @@ def graded(tmp_path_factory):
     if not environment.ready:
         pytest.skip(environment.missing_message())
     setup = GradingSetup(rubric=rubric, heldout=heldout, out_dir=root / "out",
-                         load_baseline=lambda: load_baseline(heldout, jobs=1, cache_root=root / "baseline"))
+                         load_baseline=request.getfixturevalue("small_baseline"))  # only where not skipped
     submission = root / "hw" / "student_4242_1_hw3"
     seed_notebook(seeds[0], submission / "vae_pipeline.ipynb")
     return grade_submission(submission, setup)

@@ -2,7 +2,7 @@
 import nbformat
 
 from grader.checks.static import CodeUnit, architectures, code_units, find_evidence
-from tests.test_grading import EVALUATE, MODEL, PREPROCESS
+from tests.helpers import EVALUATE, MODEL, PREPROCESS
 
 def kinds_found(units):
     return {kind for kind, findings in find_evidence(units).items() if findings}

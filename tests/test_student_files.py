@@ -21,7 +21,8 @@ from grader.checks.quiz import AnswersError, read_answers
 from grader.checks.static import CodeUnit, code_units, find_evidence
 from grader.discovery import MANIFEST, discover
 from grader.notebook import NotebookError, load_notebook
-from grader.student_files import (MAX_JSON_VALUES, MAX_PARSE_BYTES, OverLimit, StudentFileError, parse_json,
+from grader.limits import MAX_JSON_VALUES, MAX_PARSE_BYTES
+from grader.student_files import (OverLimit, StudentFileError, parse_json,
                                   read_bytes, read_notebook, read_toml)
 
 SECONDS = 2.0

@@ -8,14 +8,23 @@ without them); weights the entry does not use earn nothing, and the report says 
 """
 from __future__ import annotations
 
+from grader.artefacts import provides
 from grader.context import CheckContext, Outcome
-from grader.model_use import model_use
 from grader.rubric import Item
-from grader.weights import weight_files
+from grader.weights import WeightFile, weight_files
 
 DEFAULT_MIN_BYTES = 10_000
 """Bytes of weights a checkpoint holds at least: the smallest model of the course (a VAE of two small
 convolutions) has some 100 kB; a 1-byte or empty file is no trained model."""
+NEEDS = ("student.weights", "model.use")
+SCORING = ("min_count", "min_bytes")
+
+
+@provides("student.weights", kept=dict[str, list[WeightFile]])
+def weights_handed_in(ctx: CheckContext) -> dict[str, list[WeightFile]]:
+    """What the files of each role the rubric's checkpoint items name hold as weights (role -> files)."""
+    roles = {item.params.get("role", "checkpoints") for item in ctx.rubric.items if item.check == "checkpoint"}
+    return {role: weight_files(ctx.submission.work_dir, ctx.discovery.findings[role].files) for role in sorted(roles)}
 
 
 def check(ctx: CheckContext, item: Item) -> Outcome:
@@ -27,7 +36,7 @@ def check(ctx: CheckContext, item: Item) -> Outcome:
     role = item.params.get("role", "checkpoints")
     wanted, min_bytes = int(item.params.get("min_count", 1)), int(item.params.get("min_bytes", DEFAULT_MIN_BYTES))
     finding = ctx.discovery.findings[role]
-    weights = weight_files(ctx.submission.work_dir, finding.files)
+    weights = ctx.need("student.weights")[role]
     counted = [w for w in weights if w.readable and w.tensor_bytes >= min_bytes]
     evidence = [w.describe() + ("" if w in counted or not w.readable else f" (under the {min_bytes:,} expected)")
                 for w in weights]
@@ -43,7 +52,7 @@ def check(ctx: CheckContext, item: Item) -> Outcome:
     if share < 1:
         explanation += f"; {wanted} expected"
     if item.params.get("needs_model_use", True):
-        use = model_use(ctx, item)
+        use = ctx.need("model.use")
         evidence += use.evidence
         if use.model_free:
             return Outcome(0.0, f"{explanation}, but the entry point does not use them: {use.explanation}", evidence,

@@ -4,7 +4,7 @@ Figures are read from the evaluation files (notebook outputs and markdown, repor
 text, JSON, CSV): a number within a few words after "PESQ" or "SNR", and the numbers
 listed right after it (``PESQ: 1.0, 1.5, 2.0``). Notebooks are read with
 :func:`~grader.student_files.read_notebook` (bounded JSON), text files up to
-:data:`MAX_TEXT_BYTES`. Each figure is a :class:`Claim` of what it measures: the metric
+:data:`MAX_CLAIM_TEXT_BYTES`. Each figure is a :class:`Claim` of what it measures: the metric
 (PESQ wide-band or narrow-band, SNR), the set (test, held-out, validation, train, when the
 line says), what was measured (the words before the metric: "Griffin-Lim", "VAE"), and
 whether it is one clip's or one epoch's figure rather than the submission's.
@@ -23,9 +23,11 @@ import re
 from dataclasses import dataclass
 from itertools import islice
 
+from grader.artefacts import provides
 from grader.context import CheckContext, Outcome
 from grader.rubric import Item
 from grader.student_files import NotebookCell, StudentFileError, joined_text, read_notebook, read_start
+from grader.limits import MAX_CLAIM_FIGURES, MAX_CLAIM_TEXT_BYTES
 
 PATTERNS = {"pesq": re.compile(r"PESQ([^\d\n]{0,40}?)(-?\d++(?:\.\d++)?)", re.IGNORECASE),
             "snr": re.compile(r"\bSNR([^\d\n-]{0,40}?)(-?\d++(?:\.\d++)?)", re.IGNORECASE)}
@@ -35,11 +37,7 @@ LISTED = re.compile(r"[^\S\n]*+(?:[,;/|]|\band\b|\bor\b|\bto\b|\.\.\.|…)?[^\S\
                     r"(?![\w.])", re.IGNORECASE)
 """One more figure of a list right after a figure (``, 1.5``, ``; 2``, `` and 3.5``). Linear: possessive runs of
 spaces around one optional separator, then a number taken whole."""
-MAX_FIGURES = 20
-"""Figures kept per metric and file (a list counts each of its figures)."""
 PLAUSIBLE = {"pesq_wb": (1.0, 4.65), "pesq_nb": (1.0, 4.65), "snr": (-30.0, 80.0)}
-MAX_TEXT_BYTES = 200_000
-"""Bytes of a text file searched for figures (a report is a few pages)."""
 TEXT_SUFFIXES = (".md", ".txt", ".json", ".csv", ".html", ".rst", ".log")
 SETS = ((re.compile(r"held[- _]?out|unseen", re.IGNORECASE), "held-out"),
         (re.compile(r"\btest(?:ing)?\b", re.IGNORECASE), "test"),
@@ -59,6 +57,8 @@ NOT_LABELS = frozenset({
     "metrics", "evaluation", "reconstruction", "reconstructions", "reconstructed", "audio", "generated", "it",
 })
 """Words before a metric that say nothing about which system was measured."""
+NEEDS = ("student.claims", "reconstruct.metrics")
+SCORING = ("pesq_tolerance", "snr_tolerance_db")
 
 
 @dataclass(frozen=True)
@@ -85,11 +85,11 @@ class Claim:
 
 
 def read_claims(text: str, file: str) -> list[Claim]:
-    """Every figure of ``text`` as a :class:`Claim` (at most :data:`MAX_FIGURES` per metric)."""
+    """Every figure of ``text`` as a :class:`Claim` (at most :data:`MAX_CLAIM_FIGURES` per metric)."""
     found = []
     for metric, pattern in PATTERNS.items():
         kept = 0
-        for match in islice(pattern.finditer(text), MAX_FIGURES):
+        for match in islice(pattern.finditer(text), MAX_CLAIM_FIGURES):
             start = text.rfind("\n", 0, match.start()) + 1
             stop = text.find("\n", match.end())
             line = text[start:stop if stop >= 0 else len(text)]
@@ -102,17 +102,18 @@ def read_claims(text: str, file: str) -> list[Claim]:
             per_item = bool(PER_ITEM.search(line))
             values = [match.group(2)]
             position = match.end()
-            while len(values) < MAX_FIGURES and (more := LISTED.match(text, position)) is not None:
+            while len(values) < MAX_CLAIM_FIGURES and (more := LISTED.match(text, position)) is not None:
                 values.append(more.group(1))
                 position = more.end()
-            for value in values[:MAX_FIGURES - kept]:
+            for value in values[:MAX_CLAIM_FIGURES - kept]:
                 found.append(Claim(file, name, subset, label, float(value), per_item))
             kept += len(values)
-            if kept >= MAX_FIGURES:
+            if kept >= MAX_CLAIM_FIGURES:
                 break
     return found
 
 
+@provides("student.claims", kept=list[Claim])
 def claimed_figures(ctx: CheckContext) -> list[Claim]:
     """Every figure found in the evaluation files, as :class:`Claim` s."""
     found: list[Claim] = []
@@ -122,7 +123,7 @@ def claimed_figures(ctx: CheckContext) -> list[Claim]:
             if path.suffix == ".ipynb":
                 text = _notebook_text(read_notebook(path, outputs=True))
             elif path.suffix.lower() in TEXT_SUFFIXES:
-                text = read_start(path, MAX_TEXT_BYTES)
+                text = read_start(path, MAX_CLAIM_TEXT_BYTES)
             else:
                 continue
         except (StudentFileError, OSError):  # not readable: no figures from it (the files check says why)
@@ -165,12 +166,12 @@ def check(ctx: CheckContext, item: Item) -> Outcome:
     pesq_tolerance = float(item.params.get("pesq_tolerance", 0.5))
     tolerance = {"pesq_wb": pesq_tolerance, "pesq_nb": pesq_tolerance,
                  "snr": float(item.params.get("snr_tolerance_db", 3.0))}
-    claims = claimed_figures(ctx)
+    claims = ctx.need("student.claims")
     if not claims:
         return Outcome(0.0, "No PESQ or SNR figure found in the evaluation files "
                             f"({ctx.discovery.findings['evaluation'].how}). Report the scores you measured.")
     contradicted = contradictions(claims, tolerance)
-    measured = ctx.comparison.get("student", {})
+    measured = ctx.need("reconstruct.metrics").comparison.get("student", {})
     evidence, plausible, agreeing = [], 0, 0
     for claim in claims:
         low, high = PLAUSIBLE[claim.metric]

@@ -9,13 +9,17 @@ student's, a plot) and every other cell are left out, so no training runs.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from grader import sandbox
-from grader.context import OUTPUT_FOLDER, CheckContext, Outcome
+from grader.artefacts import provides
+from grader.context import CheckContext, Outcome
+from grader.contract import OUTPUT_FOLDER
 from grader.rubric import Item
+from grader.limits import MAX_ARRAY_BYTES
 from reference.preprocess import N_MFCC
 
 SKIPPED_IMPORT = "; going on without it"
@@ -98,10 +102,6 @@ for clip in sorted(pathlib.Path(probes).glob("*.wav")):
 """
 
 
-MAX_ARRAY_BYTES = 64 * 2**20
-"""Largest array read back from a run (an MFCC of a probe clip takes a few kB)."""
-
-
 def read_array(path: Path, max_bytes: int = MAX_ARRAY_BYTES) -> np.ndarray:
     """The numeric array in a ``.npy`` file that a run wrote, copied into memory in its own dtype.
 
@@ -126,18 +126,57 @@ def read_array(path: Path, max_bytes: int = MAX_ARRAY_BYTES) -> np.ndarray:
     return np.array(mapped)
 
 
-def compare(student: np.ndarray, reference: np.ndarray, tolerance_db: float) -> tuple[float, str]:
-    """Credit for one clip (1, 0.5 for a transposed array, 0) and what was seen."""
-    credit = 1.0
-    if student.shape != reference.shape and student.T.shape == reference.shape:
-        student, credit = student.T, 0.5
-    if student.shape != reference.shape:
-        return 0.0, f"shape {student.shape}, expected {reference.shape} ({N_MFCC} coefficients x frames)"
-    error = float(np.mean(np.abs(student - reference)))
+@dataclass(frozen=True)
+class ProbeMfcc:
+    """What the student's function gave for one probe clip (``clip``, its file name), against librosa's MFCC:
+    the array's ``shape``, the reference's (``expected``), whether it matched once ``transposed``, and the mean
+    absolute difference in dB (``error_db``; None when the shapes differ). ``problem``: why no array came back
+    (the function raised, or wrote something else), '' when one did."""
+
+    clip: str
+    shape: tuple[int, ...] = ()
+    expected: tuple[int, ...] = ()
+    transposed: bool = False
+    error_db: float | None = None
+    problem: str = ""
+
+
+def measure(clip: str, student: np.ndarray, reference: np.ndarray) -> ProbeMfcc:
+    """``student``'s MFCC of the probe ``clip`` against ``reference``: as it is, else transposed."""
+    transposed = student.shape != reference.shape and student.T.shape == reference.shape
+    matched = student.T if transposed else student
+    if matched.shape != reference.shape:
+        return ProbeMfcc(clip, student.shape, reference.shape)
+    return ProbeMfcc(clip, student.shape, reference.shape, transposed, float(np.mean(np.abs(matched - reference))))
+
+
+def judge(probe: ProbeMfcc, tolerance_db: float) -> tuple[float, str]:
+    """Credit for one probe clip (1, 0.5 for a transposed array, 0) and what was seen."""
+    if probe.problem:
+        return 0.0, probe.problem
+    if probe.error_db is None:
+        return 0.0, f"shape {probe.shape}, expected {probe.expected} ({N_MFCC} coefficients x frames)"
+    error = probe.error_db
     if not np.isfinite(error) or error > tolerance_db:
         return 0.0, f"values differ from librosa's MFCC by {error:.2f} dB on average (tolerance {tolerance_db})"
-    note = " (transposed: (frames, 20))" if credit < 1 else ""
-    return credit, f"matches the reference MFCC, mean difference {error:.3g} dB{note}"
+    note = " (transposed: (frames, 20))" if probe.transposed else ""
+    return 0.5 if probe.transposed else 1.0, f"matches the reference MFCC, mean difference {error:.3g} dB{note}"
+
+
+@dataclass(frozen=True)
+class MfccRun:
+    """The ``mfcc`` entry's run on the probe clips: how it ended (and, when it failed, the end of what it printed
+    on stderr), the notebook imports it skipped, and each probe clip's result (none when the run failed)."""
+
+    ok: bool
+    message: str
+    stderr_tail: str
+    skipped: list[str]
+    probes: list[ProbeMfcc]
+
+
+NEEDS = ("mfcc.outputs",)
+SCORING = ("tolerance_db",)
 
 
 def _tail(path: Path, chars: int = 600) -> str:
@@ -147,39 +186,55 @@ def _tail(path: Path, chars: int = 600) -> str:
         return file.read().decode(errors="replace")[-chars:]
 
 
+@provides("mfcc.outputs", kept=MfccRun)
+def run_on_probes(ctx: CheckContext) -> MfccRun:
+    """Run the ``mfcc`` entry in the sandbox on the probe clips (:data:`HARNESS`), under the rubric's ``mfcc``
+    item (:meth:`CheckContext.runner`), and measure what it returned for each."""
+    finding = ctx.discovery.findings["mfcc"]
+    source, function = finding.value.rsplit(":", 1)
+    item = ctx.runner("mfcc")
+    workdir = ctx.fresh_workdir("mfcc", item)
+    result = ctx.run_command(item, f"mfcc ({finding.value})",
+                             ["python", "-c", HARNESS, f"{{workdir}}/{source}", function, "{probes}",
+                              f"{{workdir}}/{OUTPUT_FOLDER}", SKIPPED_IMPORT], workdir,
+                             {"probes": ctx.heldout.probe_dir})
+    skipped = [line for line in result.stderr.splitlines() if line.endswith(SKIPPED_IMPORT)][:3]
+    if not result.ok:
+        return MfccRun(False, result.message, result.stderr[-1500:], skipped, [])
+    probes = []
+    for clip in ctx.heldout.probes:
+        name = clip.path.stem
+        try:
+            student = read_array(sandbox.output_file(workdir, f"{OUTPUT_FOLDER}/{name}.npy"))
+            probes.append(measure(clip.path.name, student, ctx.heldout.reference_mfcc(clip)))
+        except FileNotFoundError:
+            try:
+                error = _tail(sandbox.output_file(workdir, f"{OUTPUT_FOLDER}/{name}.error.txt"))
+            except FileNotFoundError:
+                error = "no result"
+            probes.append(ProbeMfcc(clip.path.name, problem=f"raised: {error.strip()}"))
+        except ValueError as error:
+            probes.append(ProbeMfcc(clip.path.name, problem=f"did not return an array ({error})"))
+    return MfccRun(True, result.message, "", skipped, probes)
+
+
 def check(ctx: CheckContext, item: Item) -> Outcome:
     """params: ``tolerance_db`` (mean absolute difference accepted). Share = mean credit over the probe clips."""
     finding = ctx.discovery.findings["mfcc"]
     if finding.status == "missing" or not finding.value:
         return Outcome(0.0, f"No MFCC function found ({finding.how}). Define extract_mfcc(path) in a .py file or "
                             f"a notebook cell, or name it in submission.toml: [entry] mfcc = \"file.py:function\".")
-    source, function = finding.value.rsplit(":", 1)
+    run = ctx.need("mfcc.outputs")
+    if not run.ok:
+        return Outcome(0.0, f"Running {finding.value} failed: {run.message}", [run.stderr_tail])
     tolerance = float(item.params.get("tolerance_db", 1.0))
-    workdir = ctx.fresh_workdir("mfcc", item)
-    result = ctx.run_command(item, f"mfcc ({finding.value})",
-                             ["python", "-c", HARNESS, f"{{workdir}}/{source}", function, "{probes}",
-                              f"{{workdir}}/{OUTPUT_FOLDER}", SKIPPED_IMPORT], workdir,
-                             {"probes": ctx.heldout.probe_dir})
-    if not result.ok:
-        return Outcome(0.0, f"Running {finding.value} failed: {result.message}", [result.stderr[-1500:]])
     credits, evidence = [], []
-    for clip in ctx.heldout.probes:
-        name = clip.path.stem
-        try:
-            student = read_array(sandbox.output_file(workdir, f"{OUTPUT_FOLDER}/{name}.npy"))
-            credit, seen = compare(student, ctx.heldout.reference_mfcc(clip), tolerance)
-        except FileNotFoundError:
-            try:
-                error = _tail(sandbox.output_file(workdir, f"{OUTPUT_FOLDER}/{name}.error.txt"))
-            except FileNotFoundError:
-                error = "no result"
-            credit, seen = 0.0, f"raised: {error.strip()}"
-        except ValueError as error:
-            credit, seen = 0.0, f"did not return an array ({error})"
+    for probe in run.probes:
+        credit, seen = judge(probe, tolerance)
         credits.append(credit)
-        evidence.append(f"{clip.path.name}: {seen}")
+        evidence.append(f"{probe.clip}: {seen}")
     if any(credit < 1 for credit in credits):  # a notebook import that failed may be why
-        evidence += [line for line in result.stderr.splitlines() if line.endswith(SKIPPED_IMPORT)][:3]
+        evidence += run.skipped
     share = float(np.mean(credits))
     return Outcome(share, f"{finding.value} gave the reference MFCC on {sum(c == 1 for c in credits)} of "
                           f"{len(credits)} unseen clips.", evidence, {"clips": len(credits)})

@@ -19,18 +19,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from grader.artefacts import provides
 from grader.rubric import Question, Quiz
 from grader.student_files import StudentFileError, read_bytes, read_json, read_notebook, read_toml
+from grader.limits import MAX_ANSWERS_BYTES, MAX_MARKDOWN_LINES, MAX_QUESTION_LINE
 
-MAX_ANSWERS_BYTES = 128_000
-"""An answers file is a few lines; a larger one is refused (a notebook has the notebook's own cap)."""
-MAX_MARKDOWN_LINES = 100_000
-"""Lines of a notebook's markdown searched for answers, from its first cell: a notebook's prose is some
-thousand lines. A 20 MB notebook of short markdown lines (1.2 million) took 3 s to search; its first
-100,000 lines take under 1 s, reading included."""
-MAX_QUESTION_LINE = 1_000
-"""Characters a line that holds a question's text may have (the longest question is some 80): longer lines
-are not normalised and searched for the questions' texts, which costs some 0.1 s a MB."""
 _PUNCTUATION = re.compile(f"[{re.escape(string.punctuation)}\u2010-\u2015\u2018-\u201f]+")
 _LIST_ANSWER = re.compile(
     r"[ \t]*+(?:[-*+][ \t]++)?+[*_]*+"
@@ -174,6 +167,33 @@ def read_answers(path: str | Path, quiz: Quiz | None = None) -> dict[str, str]:
     if not answers:
         raise NoAnswers(f"{path.name}: no answers found. Write a [quiz] table with lines like q1 = \"MFCC\".")
     return answers
+
+
+@dataclass(frozen=True)
+class HandedAnswers:
+    """The quiz's answers as handed in (question id -> answer) and, when the answers file could not be read,
+    why, in words for the student ('' otherwise)."""
+
+    answers: dict[str, str]
+    problem: str = ""
+
+
+NEEDS = ("student.answers",)
+"""What grading the quiz reads (the pipeline grades it after the rubric's items)."""
+
+
+@provides("student.answers", kept=HandedAnswers)
+def handed_answers(ctx) -> HandedAnswers:
+    """The answers in the file discovery chose (:func:`read_answers` with the rubric's quiz); none without one.
+    (``ctx``: the :class:`grader.context.CheckContext`, not imported here: it imports discovery, which imports
+    this module.)"""
+    files = ctx.discovery.findings["answers"].files
+    if not files:
+        return HandedAnswers({})
+    try:
+        return HandedAnswers(read_answers(ctx.submission.work_dir / files[0], ctx.rubric.quiz))
+    except AnswersError as error:
+        return HandedAnswers({}, str(error))
 
 
 def count_notebook_answers(path: str | Path) -> int:

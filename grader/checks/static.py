@@ -17,25 +17,14 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from grader.discovery import MAX_CODE_BYTES
-from grader.reachability import Entries, Liveness, UnitSummary, entries_of, liveness, summarize
-from grader.student_files import (MAX_NOTEBOOK_BYTES, CodeParser, OverLimit, StudentFileError, TooLarge, TooMuchCode,
+from grader.artefacts import provides
+from grader.evidence_kinds import EVIDENCE
+from grader.context import CheckContext, Outcome
+from grader.reachability import Entries, UnitSummary, entries_of, liveness, summarize
+from grader.rubric import Item
+from grader.student_files import (CodeParser, OverLimit, StudentFileError, TooLarge, TooMuchCode,
                                   read_bytes, read_notebook)
-
-MAX_SOURCE_BYTES = 2_000_000
-"""Larger .py files (and cells) are data, not code: not read at all. Smaller ones that are more
-than :class:`~grader.student_files.CodeParser` parses are searched as text."""
-
-EVIDENCE = {
-    "librosa_load": "audio loaded with librosa.load (or soundfile / torchaudio)",
-    "librosa_mfcc": "MFCCs extracted with librosa.feature.mfcc (or torchaudio's MFCC)",
-    "augmentation": "data augmentation: pitch shift, added noise, time shift or time stretch",
-    "architecture": "a generative architecture: WaveNet (dilated causal convolutions, gated units), "
-                    "GAN (generator and discriminator) or VAE (encoder, reparameterisation, decoder, KL)",
-    "training_loop": "a training loop: an optimiser stepping on a loss (or Keras compile/fit)",
-    "pesq_or_snr": "PESQ or SNR computed on audio",
-}
-"""Evidence kinds a rubric's static item may ask for, with what each means."""
+from grader.limits import MAX_BUILDER_ROUNDS, MAX_CODE_BYTES, MAX_NOTEBOOK_BYTES, MAX_SOURCE_BYTES, MAX_TEXT_FINDINGS
 
 
 @dataclass(frozen=True)
@@ -139,9 +128,41 @@ def notebook_cells(path: Path, name: str) -> list[CodeUnit]:
             for index, cell in enumerate(read_notebook(path), 1) if cell.kind == "code"]
 
 
-def find_evidence(units: list[CodeUnit], entries: Entries | None = None,
-                  unreached: dict[str, list[str]] | None = None) -> dict[str, list[Finding]]:
-    """Every kind of evidence in :data:`EVIDENCE` -> what was found for it in the code of ``units`` that can run.
+@dataclass(frozen=True)
+class ParsedUnit:
+    """One unit of code read for evidence: everything seen in it (before reachability), and its summary for
+    reachability (None: it did not parse, and was searched as text)."""
+
+    unit: CodeUnit
+    seen: dict[str, list[Finding]]
+    summary: UnitSummary | None
+
+
+def parse_units(units: list[CodeUnit]) -> list[ParsedUnit]:
+    """Parse each unit once (a file's units within one :class:`~grader.student_files.CodeParser`'s bounds),
+    noting every kind of evidence seen in it; code that does not parse, or is more than the parser takes, is
+    searched as text (:func:`_text_evidence`). Syntax trees are not kept (hundreds of times their source)."""
+    parsers: dict[str, CodeParser] = {}
+    parsed = []
+    for unit in units:
+        file = unit.file or unit.name
+        parser = parsers.setdefault(file, CodeParser(file))
+        try:
+            tree = parser.parse(unit.source)
+        except TooMuchCode:  # data posing as code, or quadratic f-strings: searched as text
+            parsed.append(ParsedUnit(unit, _text_evidence(unit, "too large to parse"), None))
+        except StudentFileError:  # hostile nesting included: searched as text, like any code that does not parse
+            parsed.append(ParsedUnit(unit, _text_evidence(unit, "file does not parse"), None))
+        else:
+            parsed.append(ParsedUnit(unit, _tree_evidence(unit, tree), summarize(unit.name, file, tree, unit.cell,
+                                                                               unit.ran)))
+            del tree  # trees are large: one at a time
+    return parsed
+
+
+def count_evidence(parsed: list[ParsedUnit], entries: Entries | None = None,
+                   unreached: dict[str, list[str]] | None = None) -> dict[str, list[Finding]]:
+    """Every kind of evidence in :data:`EVIDENCE` -> what was seen of it in ``parsed`` code that can run.
 
     ``entries``: what the grader runs (:func:`~grader.reachability.entries_of`); None: no entry, so every
     ``.py`` file's module-level code and every library's definitions count. What was seen but does not
@@ -149,24 +170,10 @@ def find_evidence(units: list[CodeUnit], entries: Entries | None = None,
     builds no layers) goes to ``unreached``, by kind, in words, when given.
     """
     found: dict[str, list[Finding]] = {kind: [] for kind in EVIDENCE}
-    parsers: dict[str, CodeParser] = {}
-    summaries: list[UnitSummary] = []
-    offsets: dict[str, int] = {}
-    for unit in units:
-        file = unit.file or unit.name
-        parser = parsers.setdefault(file, CodeParser(file))
-        try:
-            tree = parser.parse(unit.source)
-        except TooMuchCode:  # data posing as code, or quadratic f-strings: searched as text
-            evidence = _text_evidence(unit, "too large to parse")
-        except StudentFileError:  # hostile nesting included: searched as text, like any code that does not parse
-            evidence = _text_evidence(unit, "file does not parse")
-        else:
-            evidence = _tree_evidence(unit, tree)
-            summaries.append(summarize(unit.name, file, tree, unit.cell, unit.ran))
-            offsets[unit.name] = unit.first_line - 1
-            del tree  # trees are large: one at a time
-        for kind, findings in evidence.items():
+    summaries = [unit.summary for unit in parsed if unit.summary is not None]
+    offsets = {unit.unit.name: unit.unit.first_line - 1 for unit in parsed if unit.summary is not None}
+    for unit in parsed:
+        for kind, findings in unit.seen.items():
             found[kind] += findings
     live = liveness(summaries, entries or Entries())
     builders = _layer_builders(summaries)
@@ -184,6 +191,12 @@ def find_evidence(units: list[CodeUnit], entries: Entries | None = None,
                 kept[kind].append(finding)
     kept["training_loop"] = _complete_training(kept["training_loop"])
     return kept
+
+
+def find_evidence(units: list[CodeUnit], entries: Entries | None = None,
+                  unreached: dict[str, list[str]] | None = None) -> dict[str, list[Finding]]:
+    """:func:`count_evidence` of ``units`` parsed (:func:`parse_units`)."""
+    return count_evidence(parse_units(units), entries, unreached)
 
 
 REACHABLE_KINDS = frozenset({"augmentation", "architecture", "training_loop", "pesq_or_snr"})
@@ -215,10 +228,6 @@ def _layer_builders(summaries: list[UnitSummary]) -> set[tuple[str, str]]:
             break
         names |= more
     return {(s.name, d.name) for s in summaries for d in s.definitions if d.name in names}
-
-
-MAX_BUILDER_ROUNDS = 4
-"""Definitions followed from a layer to the model that builds it (block -> stack -> model -> wrapper)."""
 
 
 def _container(summaries: list[UnitSummary], unit: str, line: int) -> str:
@@ -356,8 +365,6 @@ TEXT_CALLS = {kind: {pattern: re.compile(rf"{re.escape(pattern)}(?<!\w{re.escape
 written after the name so that the search can skip ahead to the name), then ``(`` on the same
 line. Linear: a fixed literal, then a possessive run of spaces that never gives any back; the
 runs after two matches of the literal do not overlap."""
-MAX_TEXT_FINDINGS = 20
-"""Findings kept per call pattern and unit searched as text (the report shows eight)."""
 
 
 def _text_evidence(unit: CodeUnit, why: str) -> dict[str, list[Finding]]:
@@ -382,20 +389,53 @@ def _text_evidence(unit: CodeUnit, why: str) -> dict[str, list[Finding]]:
     return found
 
 
-def check(ctx, item) -> "Outcome":
+@dataclass(frozen=True)
+class CodeRead:
+    """The submission's code read once (:func:`code_units`), each unit parsed once (:func:`parse_units`), and
+    what was left unread, in words."""
+
+    units: list[ParsedUnit]
+    unread: list[str]
+
+
+@dataclass(frozen=True)
+class CodeEvidence:
+    """Static evidence of a submission: what counts, by kind (:func:`count_evidence`), what was left unread, and
+    what was seen but does not count, by kind, in words."""
+
+    found: dict[str, list[Finding]]
+    unread: list[str]
+    unreached: dict[str, list[str]]
+
+
+NEEDS = ("code.evidence",)
+SCORING = ("evidence",)
+
+
+@provides("code.units")
+def read_code(ctx: CheckContext) -> CodeRead:
+    """Every .py file and notebook code cell of the submission, read and parsed once."""
+    root = ctx.submission.work_dir
+    units, unread = code_units([root / name for name in ctx.submission.files if name.endswith((".py", ".ipynb"))],
+                               root)
+    return CodeRead(parse_units(units), unread)
+
+
+@provides("code.evidence", needs=("code.units",), kept=CodeEvidence)
+def evidence(ctx: CheckContext) -> CodeEvidence:
+    """The evidence in the submission's code that can run, given what the grader runs of it."""
+    code = ctx.need("code.units")
+    unreached: dict[str, list[str]] = {}
+    return CodeEvidence(count_evidence(code.units, entries_of(ctx.discovery), unreached), code.unread, unreached)
+
+
+def check(ctx: CheckContext, item: Item) -> Outcome:
     """params: ``evidence``, a list of :data:`EVIDENCE` kinds. Share = kinds found / kinds asked.
 
     ``architecture`` counts only when every part of one family was found (see :data:`ARCHITECTURE_PARTS`).
     """
-    from grader.context import Outcome
-
-    if "static_evidence" not in ctx.memo:  # the same for every static item: read the code once
-        root = ctx.submission.work_dir
-        files = [root / name for name in ctx.submission.files if name.endswith((".py", ".ipynb"))]
-        units, unread = code_units(files, root)
-        unreached: dict[str, list[str]] = {}
-        ctx.memo["static_evidence"] = find_evidence(units, entries_of(ctx.discovery), unreached), unread, unreached
-    found, unread, unreached = ctx.memo["static_evidence"]
+    code = ctx.need("code.evidence")
+    found, unread, unreached = code.found, code.unread, code.unreached
     asked = list(item.params["evidence"])
     unknown = [kind for kind in asked if kind not in EVIDENCE]
     if unknown:

@@ -29,6 +29,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any, Iterable
 
+from reference.files import atomic_write
 from grader.results import SubmissionResult
 from grader.rubric import Rubric
 
@@ -270,20 +271,12 @@ def write_exports(results: Iterable[SubmissionResult], out_dir: str | os.PathLik
     """
     out_dir = Path(out_dir)
     results = sorted(results, key=lambda r: r.submission_id)
-    written = [_write(out_dir / CSV_NAME, ("\ufeff" + grades_csv(results, rubric)).encode("utf-8")),
-               _write(out_dir / JUNIT_NAME, junit_xml(results))]
+    written = [atomic_write(out_dir / CSV_NAME, ("\ufeff" + grades_csv(results, rubric)).encode("utf-8")),
+               atomic_write(out_dir / JUNIT_NAME, junit_xml(results))]
     folder = out_dir / GRADESCOPE_FOLDER
     for result in results:
         payload = json.dumps(gradescope_dict(result, rubric), indent=2, ensure_ascii=False)
-        written.append(_write(folder / f"{result.submission_id}.json", payload.encode("utf-8")))
+        written.append(atomic_write(folder / f"{result.submission_id}.json", payload.encode("utf-8")))
     for stale in set(folder.glob("*.json")) - set(written):
         stale.unlink()
     return written
-
-
-def _write(target: Path, data: bytes) -> Path:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, target)
-    return target

@@ -42,6 +42,8 @@ import jinja2
 from grader.report.spectrograms import LOG_MAX, LOG_MIN, SPECTROGRAM_FOLDER, spectrogram_png
 from grader.results import ItemResult, SubmissionResult
 from grader.rubric import Rubric
+from reference.evaluation import METRICS as METRIC_REGISTRY
+from reference.files import atomic_write
 
 TEMPLATES = Path(__file__).parent / "templates"
 PAGES_FOLDER = "pages"
@@ -57,21 +59,8 @@ SOURCES = {
     "floor": "Untrained model (floor)",
 }
 """Sources of audio and of metrics, in the order shown, with their labels."""
-METRICS = {
-    "pesq_wb": ("PESQ wide-band", "higher is better, 1 to 4.64"),
-    "pesq_nb": ("PESQ narrow-band", "higher is better, 1 to 4.55"),
-    "snr": ("SNR (dB)", "higher is better"),
-    "seg_snr": ("Segmental SNR (dB)", "higher is better"),
-    "si_sdr": ("SI-SDR (dB)", "higher is better"),
-    "stoi": ("STOI", "higher is better, 0 to 1"),
-    "estoi": ("Extended STOI", "higher is better, 0 to 1"),
-    "lsd": ("Log-spectral distance (dB)", "lower is better"),
-    "mcd": ("Mel-cepstral distortion (dB)", "lower is better"),
-    "mcd_dtw": ("MCD after DTW (dB)", "lower is better"),
-    "mel_l1": ("Log-mel L1", "lower is better"),
-    "dnsmos": ("DNSMOS overall", "higher is better, 1 to 5"),
-}
-"""Labels of :mod:`reference.evaluation`'s metric keys (its module docstring has the definitions)."""
+METRICS = {key: (metric.label, metric.better) for key, metric in METRIC_REGISTRY.items()}
+"""Each metric key's label and which way is better, from :data:`reference.evaluation.METRICS`."""
 RUNS_LISTED = 10
 """How many of the slowest runs the class page lists."""
 LMS_ID_LABELS = {"canvas": "Canvas user id", "moodle": "Moodle participant id", "blackboard": "Blackboard username"}
@@ -306,7 +295,7 @@ def page_path(out_dir: str | os.PathLike, submission_id: str) -> Path:
 def write_submission_page(result: SubmissionResult, out_dir: str | os.PathLike, **options) -> Path:
     """Render and write ``OUT/pages/<id>.html`` (atomically); options as :func:`render_submission`."""
     target = page_path(out_dir, result.submission_id)
-    _write_atomically(target, render_submission(result, out_dir, **options))
+    atomic_write(target, render_submission(result, out_dir, **options))
     return target
 
 
@@ -390,12 +379,5 @@ def render_class_page(results: list[SubmissionResult], problems: Iterable[str] =
 
 def write_class_page(results: list[SubmissionResult], out_dir: str | os.PathLike, problems: Iterable[str] = ()) -> Path:
     target = Path(out_dir) / CLASS_PAGE
-    _write_atomically(target, render_class_page(results, problems))
+    atomic_write(target, render_class_page(results, problems))
     return target
-
-
-def _write_atomically(target: Path, text: str) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, target)

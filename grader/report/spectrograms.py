@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from grader.results import SubmissionResult
+from reference.files import atomic_write
 from reference.preprocess import AudioLoadError, LogMelParams, load_audio, logmel
 
 SPECTROGRAM_FOLDER = "spectrograms"
@@ -85,10 +86,7 @@ def spectrogram_png(audio: str | os.PathLike, cache_dir: str | os.PathLike) -> S
     except AudioLoadError as error:
         return Spectrogram(None, f"{audio.name}: {error.problem}")
     png = draw(logmel(wav, PARAMS))
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(png)
-    os.replace(tmp, target)
+    atomic_write(target, png)
     return Spectrogram(target)
 
 

@@ -1,40 +1,30 @@
-"""Gradescope: grading inside its autograder container, and the zip an instructor uploads.
+"""``grade export gradescope --out FILE.zip``: write the autograder zip an instructor uploads to Gradescope.
 
 Gradescope (https://gradescope-autograders.readthedocs.io/en/latest/specs/) builds an
 image from a zip holding ``setup.sh`` (run once, as root) and ``run_autograder`` (run
 for every submission, from ``/autograder``), with the zip's contents in
-``/autograder/source``. The student's files are in ``/autograder/submission``; the
-grade must be written to ``/autograder/results/results.json``.
+``/autograder/source``.
 
 :func:`write_autograder_zip` writes that zip: this project (the grader, the reference
 solution with its checkpoints, the rubrics, the student environments' requirements and,
 when built, the embedded data set, so that Gradescope grades against the very clips the
 instructor's own runs use), a ``setup.sh`` that installs it as ``make setup`` would (the
 student environment included, built from the same pinned requirements file, so the digest
-and the packages are the same), and a ``run_autograder`` that calls ``grade gradescope``,
-which calls :func:`run_gradescope`.
+and the packages are the same), and a ``run_autograder`` that calls ``grade gradescope``
+(:mod:`grader.commands.gradescope`).
 """
 from __future__ import annotations
 
-import json
+import argparse
 import os
 import stat
-import time
 import zipfile
 from pathlib import Path
-from typing import Any, Callable
 
-from grader.report.exports import gradescope_dict
-from grader.results import SubmissionResult, Versions
-from grader.rubric import Rubric
+from grader.commands.gradescope import RESULTS_PATH, SUBMISSION_DIR
 from reference import PROJECT_ROOT
 
-SUBMISSION_DIR = Path("/autograder/submission")
-RESULTS_PATH = Path("/autograder/results/results.json")
 SOURCE_DIR = "/autograder/source"
-GradeFunction = Callable[[Path, Path], SubmissionResult]
-"""``grade_fn(source, out_dir)``: grade the submission at ``source`` into the output folder ``out_dir``."""
-
 PROJECT_FILES = ("pyproject.toml", "requirements.lock", "Makefile", "README.md")
 PROJECT_FOLDERS = ("grader", "reference", "rubrics", "environments")
 DATA_FOLDER = "data/embedded"
@@ -80,44 +70,16 @@ exec .venv/bin/grade gradescope --submission {SUBMISSION_DIR} --results {RESULTS
 """
 
 
-def run_gradescope(grade_fn: GradeFunction, submission_dir: str | os.PathLike = SUBMISSION_DIR,
-                   results_path: str | os.PathLike = RESULTS_PATH, out_dir: str | os.PathLike | None = None,
-                   rubric: Rubric | None = None) -> dict[str, Any]:
-    """Grade the submission in ``submission_dir`` with ``grade_fn`` and write Gradescope's ``results.json``.
-
-    Args:
-        grade_fn: grades one submission (the pipeline's entry point).
-        submission_dir: the student's files (Gradescope unpacks the upload there).
-        results_path: where Gradescope reads the grade from.
-        out_dir: the grading's output folder (results, media); default: a ``grader``
-            folder beside ``results_path``.
-        rubric: the rubric graded with (the quiz's texts and visibility in the output).
-
-    Returns:
-        the results.json written. It is written even when ``grade_fn`` raises: a
-        score of 0 with a message, since Gradescope shows nothing at all without it.
-        A refusal's reason or the grader's traceback is printed, which Gradescope
-        shows to instructors only.
-    """
-    submission_dir, results_path = Path(submission_dir), Path(results_path)
-    out_dir = Path(out_dir) if out_dir is not None else results_path.parent / "grader"
-    started = time.monotonic()
-    try:
-        result = grade_fn(submission_dir, out_dir)
-    except Exception as error:  # noqa: BLE001  (any failure must still give Gradescope a result)
-        result = SubmissionResult.from_exception("submission", str(submission_dir), error,
-                                                 rubric.rubric.total_points if rubric else 0.0, Versions())
-    # Gradescope shows what is printed here to instructors only: the summary, and what went wrong.
-    print(f"{result.submission_id}: {result.status}, {result.total:g} / {result.max_total:g} points", flush=True)
-    if result.status != "graded":
-        print(result.message, flush=True)
-    payload = gradescope_dict(result, rubric)
-    payload["execution_time"] = max(payload["execution_time"], round(time.monotonic() - started))
-    results_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = results_path.with_name(f".{results_path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(payload, indent=2, ensure_ascii=False))
-    os.replace(tmp, results_path)
-    return payload
+def main(argv: list[str]) -> int:
+    """Write the zip and print its path; 0."""
+    parser = argparse.ArgumentParser(prog="grade export", description="Write the autograder zip for Gradescope.")
+    parser.add_argument("target", choices=["gradescope"],
+                        help="gradescope: the autograder zip of a Gradescope programming assignment")
+    parser.add_argument("--out", type=Path, required=True, help="the zip to write (its folder is created)")
+    parser.add_argument("--without-data", action="store_true", help="setup.sh builds data/embedded instead")
+    args = parser.parse_args(argv)
+    print(write_autograder_zip(args.out, with_data=not args.without_data))
+    return 0
 
 
 def project_files(root: Path = PROJECT_ROOT, with_data: bool = True) -> list[Path]:
@@ -160,6 +122,7 @@ def write_autograder_zip(out: str | os.PathLike, root: Path = PROJECT_ROOT, with
 
 
 def _add(archive: zipfile.ZipFile, name: str, data: bytes, executable: bool = False) -> None:
+    """Add one entry with the fixed timestamp and a regular file's mode (0755 or 0644)."""
     entry = zipfile.ZipInfo(name, date_time=ZIP_TIME)
     entry.compress_type = zipfile.ZIP_DEFLATED
     entry.external_attr = ((0o755 if executable else 0o644) | stat.S_IFREG) << 16

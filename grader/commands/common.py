@@ -1,0 +1,110 @@
+"""What several commands share: the options that say what to grade with, the grading set-up made from them,
+and the summary table of a batch."""
+from __future__ import annotations
+
+import argparse
+import functools
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from grader.batch_entries import BatchEntry
+    from grader.pipeline import GradingSetup
+
+
+def add_grading_options(parser: argparse.ArgumentParser, jobs_help: str = "processes (default 1)",
+                        jobs_default: int = 1) -> None:
+    """Add ``--rubric``, ``--heldout``, ``--train`` and ``--jobs`` to ``parser``: the rubric and the clips to
+    grade with, and how many processes may do it."""
+    from grader.heldout import DEFAULT_DATA
+    from grader.rubric import DEFAULT_RUBRIC
+
+    parser.add_argument("--rubric", type=Path, default=DEFAULT_RUBRIC, help="rubric TOML (default: the bundled one)")
+    parser.add_argument("--heldout", type=Path, default=DEFAULT_DATA, metavar="DIR",
+                        help="the clips graded on: a folder of audio files (WAV, FLAC or OGG; any names, rate and "
+                        "channels; clips of 1 to 60 s), or a data set folder with a manifest.csv, whose heldout "
+                        "split is graded on (default: the embedded data set)")
+    parser.add_argument("--train", type=Path, default=None, metavar="DIR",
+                        help="the clips the mfcc check reads and the training clips generated samples must not copy: "
+                        "a data set folder or a folder of audio files (default: the --heldout data set, or the "
+                        "embedded data set when --heldout is a folder of audio files)")
+    parser.add_argument("--jobs", type=int, default=jobs_default, help=jobs_help)
+
+
+def grading_setup(args: argparse.Namespace, out_dir: Path, *, student_mode: bool, allow_unsandboxed: bool,
+                  split: str = "heldout") -> GradingSetup | None:
+    """The set-up every submission is graded with, from ``args.rubric``, ``args.heldout`` and ``args.train``.
+
+    Args:
+        args: parsed options holding ``rubric``, ``heldout`` and ``train`` (:func:`add_grading_options`).
+        out_dir: the output folder; created here.
+        student_mode: a student's self-check (visible items only, no answer key).
+        allow_unsandboxed: run student code with resource limits only where bubblewrap cannot isolate it.
+        split: the data set's split graded on (``test`` for a self-check on the kit's public clips).
+
+    Returns:
+        the set-up, or None after printing to stderr what stops grading (an invalid rubric or data folder,
+        the student environment not built, a mount that holds a held-out clip, no isolation, bars the
+        baseline cannot meet); the command then exits with 2. Notes (a mount's, running unsandboxed) are
+        printed to stderr too.
+    """
+    from grader.bars import BarsError
+    from grader.environment import StudentEnvironmentError, for_rubric
+    from grader.heldout import HeldoutError, load_heldout
+    from grader.mounts import MountError, check_mounts
+    from grader.pipeline import GradingSetup
+    from grader.rubric import RubricError, load_rubric
+    from grader.sandbox import UNSAFE_FLAG, isolation_problem
+    from grader.scoring import load_baseline
+
+    try:
+        rubric = load_rubric(args.rubric)
+        heldout = load_heldout(args.heldout, split=split, train_dir=args.train)
+        environment = for_rubric(rubric)
+        notes = check_mounts(rubric.mount_paths(), heldout)
+    except (RubricError, HeldoutError, StudentEnvironmentError, MountError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return None
+    if not environment.ready:
+        print(f"error: {environment.missing_message()}", file=sys.stderr)
+        return None
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
+    problem = isolation_problem(environment)
+    if problem and not allow_unsandboxed:
+        print(f"error: student code cannot be isolated here: {problem}\nInstall bubblewrap, or pass {UNSAFE_FLAG} "
+              f"to run it with resource limits only (trusted code only).", file=sys.stderr)
+        return None
+    if problem:
+        print(f"note: running WITHOUT a sandbox (resource limits only): {problem}", file=sys.stderr)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    setup = GradingSetup(rubric=rubric, heldout=heldout, load_baseline=functools.partial(load_baseline, heldout),
+                         out_dir=out_dir.resolve(), student_mode=student_mode, allow_unsandboxed=allow_unsandboxed,
+                         environment=environment)
+    try:
+        setup.check_bars()
+    except BarsError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return None
+    return setup
+
+
+def print_summary(entries: list[BatchEntry], out_dir: Path) -> None:
+    """Print the batch's table, failures first, and a line of counts."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"Results in {out_dir}")
+    for column in ("submission", "status", "points", "seconds", "graded"):
+        table.add_column(column, justify="right" if column in ("points", "seconds") else "left")
+    for entry in sorted(entries, key=lambda e: (not e.failed, e.submission_id)):
+        status = f"[red]{entry.status}[/red]: {entry.message[:80]}" if entry.failed else entry.status
+        table.add_row(entry.submission_id, status, f"{entry.total:g} / {entry.max_total:g}", f"{entry.seconds:.1f}",
+                      "earlier (reused)" if entry.reused else "now")
+    console = Console()
+    console.print(table)
+    reused = sum(entry.reused for entry in entries)
+    failed = sum(entry.failed for entry in entries)
+    console.print(f"{len(entries) - reused} graded now, {reused} reused from earlier results"
+                  f"{' (--force grades them again)' if reused else ''}, {failed} failed")

@@ -1,0 +1,87 @@
+"""``grade gradescope``: grade the one submission inside Gradescope's autograder and write its ``results.json``.
+
+Gradescope (https://gradescope-autograders.readthedocs.io/en/latest/specs/) runs the
+autograder zip's ``run_autograder`` (:mod:`grader.commands.export`) for every submission,
+with the student's files in :data:`SUBMISSION_DIR`; the grade must be written to
+:data:`RESULTS_PATH`, in the format of :func:`grader.report.exports.gradescope_dict`.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from reference.files import atomic_write
+from grader.commands.common import add_grading_options, grading_setup
+from grader.report.exports import gradescope_dict
+from grader.results import SubmissionResult, Versions
+from grader.rubric import Rubric
+
+SUBMISSION_DIR = Path("/autograder/submission")
+RESULTS_PATH = Path("/autograder/results/results.json")
+GradeFunction = Callable[[Path, Path], SubmissionResult]
+"""``grade_fn(source, out_dir)``: grade the submission at ``source`` into the output folder ``out_dir``."""
+
+
+def main(argv: list[str]) -> int:
+    """Grade ``--submission`` into ``--results``; 2 when grading cannot start, else 0 (a submission that could
+    not be graded still gets a results.json: see :func:`run_gradescope`)."""
+    parser = argparse.ArgumentParser(prog="grade gradescope", description="Grade inside Gradescope's autograder.")
+    parser.add_argument("--submission", type=Path, default=SUBMISSION_DIR,
+                        help=f"the student's files (default {SUBMISSION_DIR}, where Gradescope puts them)")
+    parser.add_argument("--results", type=Path, default=RESULTS_PATH,
+                        help=f"the results.json to write (default {RESULTS_PATH}, where Gradescope reads it); "
+                        "the grading's output folder is a 'grader' folder beside it")
+    parser.add_argument("--unsafe-no-sandbox", action="store_true",
+                        help="where bubblewrap cannot run (each Gradescope submission has its own container)")
+    add_grading_options(parser)
+    args = parser.parse_args(argv)
+    setup = grading_setup(args, args.results.parent / "grader", student_mode=False,
+                          allow_unsandboxed=args.unsafe_no_sandbox)
+    if setup is None:
+        return 2
+    from grader.pipeline import grade_submission
+
+    run_gradescope(lambda source, out_dir: grade_submission(source, setup), args.submission, args.results,
+                   out_dir=setup.out_dir, rubric=setup.rubric)
+    return 0
+
+
+def run_gradescope(grade_fn: GradeFunction, submission_dir: str | os.PathLike = SUBMISSION_DIR,
+                   results_path: str | os.PathLike = RESULTS_PATH, out_dir: str | os.PathLike | None = None,
+                   rubric: Rubric | None = None) -> dict[str, Any]:
+    """Grade the submission in ``submission_dir`` with ``grade_fn`` and write Gradescope's ``results.json``.
+
+    Args:
+        grade_fn: grades one submission (the pipeline's entry point).
+        submission_dir: the student's files (Gradescope unpacks the upload there).
+        results_path: where Gradescope reads the grade from.
+        out_dir: the grading's output folder (results, media); default: a ``grader``
+            folder beside ``results_path``.
+        rubric: the rubric graded with (the quiz's texts and visibility in the output).
+
+    Returns:
+        the results.json written. It is written even when ``grade_fn`` raises: a
+        score of 0 with a message, since Gradescope shows nothing at all without it.
+        A refusal's reason or the grader's traceback is printed, which Gradescope
+        shows to instructors only.
+    """
+    submission_dir, results_path = Path(submission_dir), Path(results_path)
+    out_dir = Path(out_dir) if out_dir is not None else results_path.parent / "grader"
+    started = time.monotonic()
+    try:
+        result = grade_fn(submission_dir, out_dir)
+    except Exception as error:  # noqa: BLE001  (any failure must still give Gradescope a result)
+        result = SubmissionResult.from_exception("submission", str(submission_dir), error,
+                                                 rubric.rubric.total_points if rubric else 0.0, Versions())
+    # Gradescope shows what is printed here to instructors only: the summary, and what went wrong.
+    print(f"{result.submission_id}: {result.status}, {result.total:g} / {result.max_total:g} points", flush=True)
+    if result.status != "graded":
+        print(result.message, flush=True)
+    payload = gradescope_dict(result, rubric)
+    payload["execution_time"] = max(payload["execution_time"], round(time.monotonic() - started))
+    atomic_write(results_path, json.dumps(payload, indent=2, ensure_ascii=False))
+    return payload
