@@ -245,3 +245,15 @@ def test_a_really_graded_submission_renders_and_plays(really_graded, browser):
         assert item.title in text
     assert errors == []
     page.close()
+
+
+def test_a_page_says_when_no_student_code_ran_for_its_grading(report):
+    """A re-scored result (or one whose every run came from the run cache) says that its code did not run now."""
+    out, results = report
+    graded = results[0]
+    assert graded.runs and not any(run.reused for run in graded.runs)
+    phrase = "no student code ran now"
+    assert phrase not in render_submission(graded, out, rubric=result_fixtures.rubric())
+    kept = graded.model_copy(update={"runs": [run.model_copy(update={"reused": True}) for run in graded.runs]})
+    assert f"{phrase}, its {len(graded.runs)} runs kept from an earlier grading" in render_submission(
+        kept, out, rubric=result_fixtures.rubric())
