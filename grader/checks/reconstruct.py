@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from grader.artefacts import provides
-from grader.bars import Bars, QualityParams, resolve
+from grader.bars import Bars, resolve
+from grader.rubric_params import QualityParams
 from grader.context import CheckContext, Outcome
 from grader.outputs import MediaRefused, copy_media
 from grader.results import ListenClip
@@ -96,7 +97,7 @@ def clips_to_listen(ctx: CheckContext) -> Listening:
 
 
 def check(ctx: CheckContext, item: Item) -> Outcome:
-    """params: :class:`grader.bars.QualityParams` (metric, curve, full_at, floor_at, model_free_share, jobs)."""
+    """params: :class:`grader.rubric_params.QualityParams` (metric, curve, full_at, floor_at, model_free_share, jobs)."""
     outputs = ctx.need("reconstruct.outputs")
     if outputs.ran:
         measured, listening, use = (ctx.need("reconstruct.metrics"), ctx.need("reconstruct.listen"),
