@@ -1,10 +1,12 @@
 """Grading on a dask.distributed cluster: ``grade ... --scheduler tcp://HOST:PORT``.
 
 What travels: each submission's bytes go to a worker, which grades it into a scratch
-output folder of its own and sends back the result and the media files it wrote.
-They are written here, into the instructor's output folder (media first, then the
-result, atomically), so resume and the cache (:mod:`grader.batch`) work as with local
-jobs, and no worker ever writes to the instructor's disk.
+output folder of its own and sends back the result, the media files it wrote and the
+evidence and fingerprints it kept (:mod:`grader.evidence`, :mod:`grader.similarity.prints`). They are written here, into the instructor's
+output folder (media, evidence and fingerprints first, then the result, atomically), so resume, the
+cache and re-scoring (:mod:`grader.batch`) work as with local jobs, and no worker ever
+writes to the instructor's disk. The runs a worker kept (:mod:`grader.run_cache`) stay
+with it.
 
 What each worker machine needs: the project installed at the same path as here
 (``make setup``: bubblewrap, the virtual environment, numba's cache, the student
@@ -28,12 +30,15 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
+from grader import evidence
 from grader.batch_entries import BatchEntry, Pending, record_failure
 from grader.cache import build_digest
 from grader.environment import StudentEnvironment
 from grader.folders import walk_files
 from grader.pipeline import MEDIA_FOLDER, RESULTS_FOLDER, GradingSetup, grade_submission
 from grader.results import SubmissionResult
+from grader.similarity.prints import path_of as prints_path
+from reference.files import atomic_write
 
 CONNECT_TIMEOUT_SECONDS = 30
 
@@ -72,8 +77,7 @@ def grade_on_cluster(pending: list[Pending], setup: GradingSetup, address: str,
         for future in completed:
             item = items.pop(future.key)
             try:
-                result_json, media = future.result()
-                finished(_write_back(item, setup, result_json, media))
+                finished(_write_back(item, setup, *future.result()))
             except Exception as error:  # the worker died, or is unfit: recorded, never fatal to the batch
                 finished(record_failure(item, setup, error))
             future.release()
@@ -99,12 +103,14 @@ def _unpack(target: Path, packed: bytes | dict[str, bytes]) -> None:
 
 
 def grade_on_worker(name: str, packed: bytes | dict[str, bytes], key: str, sid: str, setup: GradingSetup,
-                    build: tuple[str, str]) -> tuple[str, dict[str, bytes]]:
-    """On a worker: grade the submission ``name`` from its bytes; return the result's JSON and its media files.
+                    build: tuple[str, str]) -> tuple[str, dict[str, bytes], dict[str, bytes]]:
+    """On a worker: grade the submission ``name`` from its bytes; return the result's JSON, its media files and the
+    evidence and fingerprints kept of its grading.
 
     ``build``: the client's grader build (:func:`build_digest`) and student environment digest.
 
-    Media files are keyed by their path relative to the output folder (``media/<id>/...``).
+    Media files, evidence and fingerprints are keyed by their path relative to the output folder
+    (``media/<id>/...``, ``evidence/<id>.json``, ``fingerprints/<id>.json``).
     """
     _check_fit(setup, build)
     with tempfile.TemporaryDirectory(prefix="grade-on-worker-") as scratch:
@@ -115,7 +121,10 @@ def grade_on_worker(name: str, packed: bytes | dict[str, bytes], key: str, sid: 
         result = grade_submission(source, dataclasses.replace(setup, out_dir=out_dir), key, sid)
         media = {path.relative_to(out_dir).as_posix(): path.read_bytes()
                  for path in (out_dir / MEDIA_FOLDER / result.submission_id).rglob("*") if path.is_file()}
-        return result.model_dump_json(), media
+        kept = {path.relative_to(out_dir).as_posix(): path.read_bytes()
+                for path in (evidence.path_of(out_dir, result.submission_id), prints_path(out_dir, result.submission_id))
+                if path.is_file()}
+        return result.model_dump_json(), media, kept
 
 
 def _check_fit(setup: GradingSetup, build: tuple[str, str]) -> None:
@@ -143,8 +152,10 @@ def _check_fit(setup: GradingSetup, build: tuple[str, str]) -> None:
                           "rubric's [[mounts]] folders at the same paths as the client")
 
 
-def _write_back(item: Pending, setup: GradingSetup, result_json: str, media: dict[str, bytes]) -> BatchEntry:
-    """Write a worker's media, then its result (atomically), into the output folder; the result's entry."""
+def _write_back(item: Pending, setup: GradingSetup, result_json: str, media: dict[str, bytes],
+                kept: dict[str, bytes]) -> BatchEntry:
+    """Write a worker's media, kept evidence and fingerprints, then its result (atomically), into the output folder;
+    the result's entry."""
     result = SubmissionResult.model_validate_json(result_json)
     result.source = str(item.source)
     media_dir = setup.out_dir / MEDIA_FOLDER / result.submission_id
@@ -155,6 +166,12 @@ def _write_back(item: Pending, setup: GradingSetup, result_json: str, media: dic
             raise ValueError(f"a worker sent media outside {media_dir}: {relative}")
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(content)
+    expected = {path.relative_to(setup.out_dir).as_posix(): path for path in
+                (evidence.path_of(setup.out_dir, result.submission_id), prints_path(setup.out_dir, result.submission_id))}
+    for relative, content in kept.items():
+        if relative not in expected:
+            raise ValueError(f"a worker sent a file the grader does not keep: {relative}")
+        atomic_write(expected[relative], content)
     result.write(setup.out_dir / RESULTS_FOLDER)
     return BatchEntry.of(result, reused=False)
 

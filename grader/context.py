@@ -28,12 +28,12 @@ nothing again.
 artefact                 what                                                     kept  made in
 =======================  =======================================================  ====  =========================
 ``student.file_sizes``   bytes of each file discovery gave a file role            yes   checks/files.py
-``code.units``           the .py files and notebook cells, read and parsed once   no    checks/static.py
+``code.units``           the .py files and notebook cells, read and parsed once   no    code.py (for discovery)
 ``code.evidence``        static evidence that counts, and what was seen besides   yes   checks/static.py
 ``mfcc.outputs``         the ``mfcc`` entry's run and its MFCCs, measured         yes   checks/mfcc.py
 ``student.weights``      what each checkpoint file holds (never unpickled)        yes   checks/checkpoint.py
 ``reconstruct.run``      the ``reconstruct`` entry's run; its clips, each         no    context.py
-                         validated once
+                         decoded and validated once
 ``reconstruct.outputs``  the clips asked of it, as validated                      yes   context.py
 ``sample.run``           the ``sample`` entry's run; its clips, validated once    no    context.py
 ``sample.outputs``       the clips asked of it, as validated                      yes   context.py

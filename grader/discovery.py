@@ -1,9 +1,9 @@
 """Discovery: which files of a submission play which part of the contract.
 
 The manifest ``submission.toml`` decides where present (every key optional); without
-it, or for what it leaves out, the contract's documented guesses decide. Code is read
-(``ast``), never run, to decide; every file is read through :mod:`grader.student_files`,
-within its bounds. Every role gets a :class:`Finding` that says whether
+it, or for what it leaves out, the contract's documented guesses decide. Code is read and
+parsed once (:mod:`grader.code`), never run, to decide; every file is read through
+:mod:`grader.student_files`, within its bounds. Every role gets a :class:`Finding` that says whether
 it was ``declared`` in the manifest, ``guessed``, or is ``missing``, what was read to
 decide, and what is wrong with a declaration, so that the report can tell the student
 what to fix.
@@ -16,22 +16,19 @@ Roles (submission contract, "Optional manifest"):
 """
 from __future__ import annotations
 
-import ast
 import os
 import re
 import shlex
-from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from grader.contract import MANIFEST, PLACEHOLDERS, ROLES
 from grader.checks.quiz import AnswersError, NoAnswers, count_notebook_answers, read_answers
-from grader.student_files import (CodeParser, StudentFileError, TooLarge, TooMuchCode, amount,
-                                  read_bytes, read_notebook, read_toml)
-from grader.limits import (MAX_ANSWER_CANDIDATES, MAX_CODE_BYTES, MAX_DECLARED_PATTERNS, MAX_MANIFEST_BYTES,
-                           MAX_PARSE_BYTES)
+from grader.code import CodeRead, read_code
+from grader.contract import MANIFEST, PLACEHOLDERS, ROLES
+from grader.limits import MAX_ANSWER_CANDIDATES, MAX_DECLARED_PATTERNS, MAX_MANIFEST_BYTES
+from grader.student_files import StudentFileError, read_toml
 
 DEFAULT_PATTERNS = {
     "samples": ("samples/*.wav", "samples/*.flac", "samples/*.ogg"),
@@ -110,17 +107,20 @@ class _Manifest(_Section):
     files: _Files = _Files()
 
 
-def discover(work_dir: str | os.PathLike) -> Discovery:
-    """Decide every role of the submission unpacked in ``work_dir`` (read only, nothing runs)."""
+def discover(work_dir: str | os.PathLike, code: CodeRead | None = None) -> Discovery:
+    """Decide every role of the submission unpacked in ``work_dir`` (read only, nothing runs).
+
+    ``code``: its code as read already (:func:`grader.code.read_code`), so that it is read once; None: read here.
+    """
     work_dir = Path(work_dir)
     files = _list_files(work_dir)
     manifest, errors = _read_manifest(work_dir)
-    code = _Code(work_dir, files)
+    code = code if code is not None else read_code(work_dir, files)
     findings = {}
     for role in ROLES:
         declared = getattr(manifest.entry if role in ("mfcc", "reconstruct", "sample") else manifest.files, role)
         if role == "mfcc":
-            finding = _declared_mfcc(declared, code) if declared else _guess_mfcc(code)
+            finding = _declared_mfcc(declared, code, files) if declared else _guess_mfcc(code, files)
         elif role in PLACEHOLDERS:
             finding = _declared_command(role, declared, files) if declared else _guess_command(role, code, files)
         elif declared:
@@ -166,89 +166,6 @@ def _pydantic_words(error: dict) -> str:
     return error["msg"]
 
 
-# --------------------------------------------------------------------------- reading code
-
-@dataclass(frozen=True)
-class _Module:
-    """What discovery needs of a parsed ``.py`` file; its syntax tree is not kept (hundreds of
-    times its source in memory)."""
-
-    functions: list[str]
-    """Names of the functions defined at the top level."""
-    strings: set[str]
-    """Every string constant (argparse flags, for instance)."""
-
-
-class _Code:
-    """The submission's Python sources and notebooks, parsed on demand (never run), within
-    :class:`~grader.student_files.CodeParser`'s bounds per file and :data:`MAX_CODE_BYTES` in all."""
-
-    def __init__(self, work_dir: Path, files: list[str]):
-        self.work_dir = work_dir
-        self.python = [f for f in files if f.endswith(".py")]
-        self.notebooks = [f for f in files if f.endswith(".ipynb")]
-        self._modules: dict[str, _Module | None] = {}
-        self.refusals: dict[str, str] = {}
-        """Why a ``.py`` file was not parsed, in words for the student (a sentence naming the file)."""
-        self._parsed_bytes = 0
-
-    def _parse(self, parser: CodeParser, source: str | bytes) -> ast.Module:
-        """``parser.parse(source)``, refused (:class:`TooMuchCode`) past :data:`MAX_CODE_BYTES` in all."""
-        if self._parsed_bytes + len(source) > MAX_CODE_BYTES:
-            raise TooMuchCode(parser.name, f"comes after the {amount(MAX_CODE_BYTES)} of code the grader parses")
-        before = parser.parsed_bytes
-        try:
-            return parser.parse(source)
-        finally:  # what the parser took, whether it parsed or not
-            self._parsed_bytes += parser.parsed_bytes - before
-
-    def module(self, relative: str) -> _Module | None:
-        """The ``.py`` file's functions and strings; None when it was not parsed (:attr:`refusals` says why)."""
-        if relative not in self._modules:
-            self._modules[relative] = None
-            try:
-                tree = self._parse(CodeParser(relative), read_bytes(self.work_dir / relative, MAX_PARSE_BYTES,
-                                                                     "a .py file read as code"))
-            except (TooLarge, TooMuchCode) as error:
-                self.refusals[relative] = f"{relative} {error.problem}; keep data out of code, or split the file"
-            except StudentFileError as error:
-                self.refusals[relative] = f"{relative} {error.problem}; fix its syntax error"
-            except OSError as error:
-                self.refusals[relative] = f"{relative} cannot be read ({error.strerror})"
-            else:
-                self._modules[relative] = _Module(
-                    [node.name for node in tree.body if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))],
-                    {node.value for node in ast.walk(tree)
-                     if isinstance(node, ast.Constant) and isinstance(node.value, str)})
-        return self._modules[relative]
-
-    def functions(self, relative: str) -> list[str]:
-        """Names of the functions defined at the top level of a ``.py`` file."""
-        module = self.module(relative)
-        return module.functions if module else []
-
-    def strings(self, relative: str) -> set[str]:
-        """Every string constant in a ``.py`` file (argparse flags, for instance)."""
-        module = self.module(relative)
-        return module.strings if module else set()
-
-    def notebook_functions(self, relative: str) -> list[str]:
-        """Names of the functions defined at the top level of a notebook's code cells (those that parse)."""
-        try:
-            cells = read_notebook(self.work_dir / relative)
-        except (StudentFileError, OSError):
-            return []
-        parser, names = CodeParser(relative), []
-        for cell in cells:
-            if cell.kind == "code":
-                try:
-                    tree = self._parse(parser, cell.python)
-                except StudentFileError:
-                    continue
-                names += [n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
-        return names
-
-
 def _by_depth(paths: list[str]) -> list[str]:
     """Shallowest first, then alphabetical: the order guesses prefer."""
     return sorted(paths, key=lambda p: (p.count("/"), p))
@@ -256,7 +173,7 @@ def _by_depth(paths: list[str]) -> list[str]:
 
 # --------------------------------------------------------------------------- mfcc
 
-def _declared_mfcc(value: str, code: _Code) -> Finding:
+def _declared_mfcc(value: str, code: CodeRead, files: list[str]) -> Finding:
     how = f"declared in {MANIFEST}: mfcc = {value!r}"
     file, sep, function = value.partition(":")
     if not sep or not file.endswith((".py", ".ipynb")) or not function.isidentifier():
@@ -264,26 +181,25 @@ def _declared_mfcc(value: str, code: _Code) -> Finding:
                        problems=[f"write it as 'file.py:function' or 'notebook.ipynb:function', e.g. "
                                  f"'preprocess.py:extract_mfcc' (got {value!r})"])
     problems = []
-    if file not in (code.notebooks if file.endswith(".ipynb") else code.python):
+    if file not in files:
         problems.append(f"{file} is not in the submission")
     elif file.endswith(".ipynb"):
-        if function not in code.notebook_functions(file):
+        if function not in code.functions(file):
             problems.append(f"no code cell of {file} defines a function {function!r} (at the cell's top level)")
-    elif code.module(file) is None:
-        problems.append(code.refusals[file])
+    elif code.refusal(file):
+        problems.append(code.refusal(file))
     elif function not in code.functions(file):
         problems.append(f"{file} defines no top-level function {function!r}")
     return Finding(role="mfcc", status="declared", value=value, how=how, problems=problems)
 
 
-def _guess_mfcc(code: _Code) -> Finding:
+def _guess_mfcc(code: CodeRead, files: list[str]) -> Finding:
     """A function named extract_mfcc, else one whose name contains 'mfcc': in a .py file, else in a
     notebook's cell (shallowest files first)."""
-    for in_notebooks, files, functions in ((False, code.python, code.functions),
-                                           (True, code.notebooks, code.notebook_functions)):
+    for in_notebooks, suffix in ((False, ".py"), (True, ".ipynb")):
         exact, loose = [], []
-        for file in _by_depth(files):
-            for function in dict.fromkeys(functions(file)):  # a notebook may define one twice
+        for file in _by_depth([name for name in files if name.endswith(suffix)]):
+            for function in dict.fromkeys(code.functions(file)):  # a notebook may define one twice
                 if function == "extract_mfcc":
                     exact.append(f"{file}:{function}")
                 elif "mfcc" in function.lower():
@@ -344,8 +260,8 @@ def _one_mode_notebooks(findings: dict[str, Finding]) -> None:
                 problems=[f"if {notebook} also does {other}, declare it too: [entry] {other} = {notebook!r}"])
 
 
-def _guess_command(role: str, code: _Code, files: list[str]) -> Finding:
-    scripts = _by_depth([f for f in code.python if PurePosixPath(f).name == "generate.py"])
+def _guess_command(role: str, code: CodeRead, files: list[str]) -> Finding:
+    scripts = _by_depth([f for f in files if PurePosixPath(f).name == "generate.py"])
     reasons = []
     for script in scripts:
         strings = code.strings(script)
@@ -356,7 +272,7 @@ def _guess_command(role: str, code: _Code, files: list[str]) -> Finding:
         reasons.append(f"{script} does not name {', '.join(missing)}")
     if not scripts:
         reasons.append("no generate.py")
-    notebooks = code.notebooks
+    notebooks = [name for name in files if name.endswith(".ipynb")]
     if len(notebooks) == 1:
         return Finding(role=role, status="guessed", value=notebooks[0],
                        how=f"{notebooks[0]} is the only notebook; it runs with the placeholders "

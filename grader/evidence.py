@@ -49,6 +49,7 @@ def making_rubric(rubric: Rubric, items: list[Item]) -> str:
     (those graded) as its items."""
     written = json.loads(rubric.model_dump_json())
     written.pop("rubric")  # its id, title, version and total points
+    written.pop("similarity")  # what is reported of the class, never of one submission
     graded = {item.id: item.check for item in items}
     kept_items = []
     for item in written["items"]:

@@ -216,3 +216,40 @@ MAX_WEIGHTS_ZIP_ENTRIES = 20_000
 MAX_SAFETENSORS_HEADER = 10_000_000
 """Bytes of a safetensors JSON header (its own format caps it at 100 MB; a model's is some kB)."""
 MAX_NPY_HEADER = 65_536
+
+# Code fingerprints for similar submissions (grader/similarity/code.py)
+
+MAX_UNIT_CHARS = 100_000
+"""Characters of one file or cell read: some 2,500 lines of code (a longer file is generated, or data).
+The worst text (a token a character) takes some 0.3 s at this size."""
+MAX_LINE_CHARS = 1_000
+"""Characters of a line read (after its indentation): a line of code has some 80. Python 3.12's
+tokenizer takes time quadratic in a line's length (a 100,000-character line takes 2 s)."""
+MAX_SUBMISSION_CHARS = 1_000_000
+"""Characters read from one submission's units together, in their order; a submission's code is some 100 kB."""
+MAX_UNITS = 2_000
+"""Units read from one submission (a notebook has tens of cells); empty units count."""
+MAX_UNIT_TOKENS = 20_000
+"""Normalised tokens kept per unit: real code has some 20 per 100 characters, so this bounds only hostile text."""
+MAX_RESUMES = 200
+"""Times the tokenizer may resume after an error in one unit; the rest of a unit that has more is dropped."""
+MAX_LABEL_CHARS = 300
+"""Characters of a unit's label kept (a label holds a file name the student chose)."""
+
+# Checkpoint fingerprints (grader/similarity/weights.py; weights_inside.py, which runs in the sandbox with
+# numpy alone, keeps its own)
+
+MAX_PICKLE_BYTES = 10 * 10**6
+"""Bytes of a ``data.pkl`` read (a state dict's is some 100 bytes a tensor: 100,000 tensors)."""
+MAX_PICKLE_OPS = 500_000
+"""Opcodes of a ``data.pkl`` walked at most: some 20 a tensor of a state dict, 60 with its Adam state (20,000 and
+8,000 tensors); walking them all takes some 0.4 s."""
+MAX_PICKLE_STACK = 100_000
+"""Items (and marks) the symbolic stack may hold (a state dict's nests some 5 deep: 20 items)."""
+MAX_PICKLE_MEMO = 1_000_000
+"""Entries the symbolic memo may hold (some 8 a tensor)."""
+
+MAX_SKETCH_JSON_BYTES = 64 * 10**6
+"""Bytes of sketches read back from the sandbox: :data:`grader.similarity.weights_inside.MAX_SKETCHES` of some 22 kB each, and their names."""
+MAX_CHECKPOINT_FILES = 1000
+"""Files one fingerprint (read back from the sandbox) may list; a submission hands in a few."""

@@ -28,7 +28,9 @@ from grader.artefacts import CHECKS_PACKAGE, closure, needs_of, provider
 from grader.cache import cache_key, content_digest, evidence_key, mounts_digest
 from grader.checks import quiz as quiz_check
 from grader.context import CheckContext, Outcome
+from grader.code import read_code
 from grader.discovery import discover
+from grader.similarity.prints import keep_prints
 from grader.environment import StudentEnvironment, for_rubric
 from grader.heldout import HeldoutSet
 from grader.intake import IntakeRefused, Submission, submission_id, unpack
@@ -75,7 +77,7 @@ class GradingSetup:
             content = content_digest(source)
         except OSError:
             return ""
-        return cache_key(content, self.rubric.model_dump_json(), self.heldout.digest,
+        return cache_key(content, self.rubric.model_dump_json(exclude={"similarity"}), self.heldout.digest,
                          environment_digest=self.environment.digest, student_mode=self.student_mode,
                          allow_unsandboxed=self.allow_unsandboxed)
 
@@ -222,7 +224,7 @@ def _grade(source: Path, sid: str, setup: GradingSetup, scratch: Scratch, kept_a
     """Grade ``source`` (from its evidence kept under ``kept_as``, where there is some); keep what the grading made
     under ``kept_as`` (not when a provider failed, nor when it is "")."""
     started = time.perf_counter()
-    ctx, notes = _context(source, sid, setup, scratch, kept_as)
+    ctx, notes, fresh = _context(source, sid, setup, scratch, kept_as)
     intake_seconds = time.perf_counter() - started
     checks_started = time.perf_counter()
     graded = {item.id: _run_item(ctx, item) for item in grading_order(setup.items())}
@@ -244,6 +246,8 @@ def _grade(source: Path, sid: str, setup: GradingSetup, scratch: Scratch, kept_a
         samples=made.get("samples.handed_in", []),
         discovery=discovery.model_dump(mode="json"), versions=setup.versions, timings=timings,
         message="; ".join(notes + ([problem] if problem else [])))
+    if fresh and not setup.student_mode:  # re-scored from kept evidence: the fingerprints of the grading that
+        keep_prints(ctx, sid)                # kept it stand; a student's self-check has no class to compare with
     if kept_as and not ctx.provider_failed:
         evidence.keep(setup.out_dir, sid, kept_as, evidence.KeptGrading(discovery, notes, ctx.runs,
                                                                          ctx.kept_artefacts()), result.media_files())
@@ -251,16 +255,19 @@ def _grade(source: Path, sid: str, setup: GradingSetup, scratch: Scratch, kept_a
 
 
 def _context(source: Path, sid: str, setup: GradingSetup, scratch: Scratch,
-             kept_as: str) -> tuple[CheckContext, list[str]]:
-    """The context the checks grade ``source`` in, and intake's notes on it: restored from the evidence kept under
-    ``kept_as`` where there is some (and ``setup.reuse_runs``), else from the submission, unpacked and discovered
-    now (so that a refused archive is refused before anything else) with its old media removed."""
+             kept_as: str) -> tuple[CheckContext, list[str], bool]:
+    """The context the checks grade ``source`` in, intake's notes on it, and whether it was unpacked now: restored
+    from the evidence kept under ``kept_as`` where there is some (and ``setup.reuse_runs``), else from the
+    submission, unpacked and discovered now (so that a refused archive is refused before anything else) with its
+    old media removed."""
     unpacking = functools.partial(unpack, source, scratch.path / "submission", setup.rubric.limits.intake)
     kept = evidence.restore(setup.out_dir, sid, kept_as) if kept_as and setup.reuse_runs else None
     media = setup.out_dir / MEDIA_FOLDER / sid
+    code = None
     if kept is None:
         submission = unpacking()
-        kept = evidence.KeptGrading(discover(submission.work_dir), submission.notes, [], {})
+        code = read_code(submission.work_dir, submission.files)  # read once: discovery's, then the checks'
+        kept = evidence.KeptGrading(discover(submission.work_dir, code), submission.notes, [], {})
         shutil.rmtree(media, ignore_errors=True)
         unpacking = functools.partial(_unpacked, submission)
     ctx = CheckContext(unpack=unpacking, discovery=kept.discovery, rubric=setup.rubric, heldout=setup.heldout,
@@ -268,7 +275,9 @@ def _context(source: Path, sid: str, setup: GradingSetup, scratch: Scratch,
                        out_root=setup.out_dir, allow_unsandboxed=setup.allow_unsandboxed, cores=setup.cores,
                        environment=setup.environment, mounts=setup.rubric.mount_paths(), run_cache=setup.run_cache,
                        runs=kept.runs, artefacts=kept.artefacts)
-    return ctx, kept.notes
+    if code is not None:
+        ctx.artefacts["code.units"] = code
+    return ctx, kept.notes, code is not None
 
 
 def _unpacked(submission: Submission) -> Submission:

@@ -141,6 +141,18 @@ class Quiz(_Strict):
         return self.points_per_question * len(self.questions)
 
 
+class Similarity(_Strict):
+    """``[similarity]``: how the class's pairs of submissions are reported (:mod:`grader.similarity`); it never
+    changes a grade."""
+
+    report_from: float = Field(0.5, ge=0.0, le=1.0, description=(
+        "Score (0-1) from which a pair of submissions sharing code or a checkpoint's tensors is reported; "
+        "two independent solutions of the contract's code score at most 0.25."))
+    starter: list[str] = Field(default_factory=list, description=(
+        "Folders (beside the rubric, or from the project's root) of code every student was given: the "
+        "assignment's own snippets, templates. Code pairs leave it out."))
+
+
 class Rubric(_Strict):
     rubric: RubricInfo
     limits: Limits = Limits()
@@ -148,6 +160,7 @@ class Rubric(_Strict):
     mounts: list[Mount] = Field(default_factory=list)
     items: list[Item] = Field(min_length=1)
     quiz: Quiz | None = None
+    similarity: Similarity = Similarity()
     _folder: Path = PrivateAttr(default=PROJECT_ROOT / "rubrics")
     """The rubric file's folder: relative paths in it are tried there first (set by :func:`load_rubric`)."""
 
@@ -187,6 +200,10 @@ class Rubric(_Strict):
         """``{inside: host folder}`` of the ``[[mounts]]``, host paths resolved (whether they exist is the caller's
         to check, when grading)."""
         return {mount.inside: self._resolve(mount.host) for mount in self.mounts}
+
+    def starter_folders(self) -> list[Path]:
+        """The ``[similarity] starter`` folders, resolved."""
+        return [self._resolve(folder) for folder in self.similarity.starter]
 
     def _resolve(self, written: str) -> Path:
         path = Path(written).expanduser()

@@ -19,7 +19,7 @@ from pathlib import Path
 from grader.cache import BASELINE_CODE, code_digest, key, publish, staging_folder
 from grader.heldout import HeldoutSet
 from reference import PROJECT_ROOT
-from reference.evaluation import INTRUSIVE_METRICS, ClipScores, aggregate, score_pairs
+from reference.evaluation import INTRUSIVE_METRICS, Audio, ClipScores, aggregate, score_pairs
 from reference.files import file_digest
 from reference.generate import COMMITTED_CHECKPOINTS
 
@@ -83,7 +83,7 @@ def _compute(heldout: HeldoutSet, folder: Path, jobs: int) -> None:
     publish(staging, folder)
 
 
-def score_heldout(heldout: HeldoutSet, outputs: dict[str, Path], jobs: int) -> list[ClipScores]:
+def score_heldout(heldout: HeldoutSet, outputs: dict[str, Audio], jobs: int) -> list[ClipScores]:
     """Rows of every held-out clip named in ``outputs`` (clip id -> the audio to score against its truth), in
     the held-out set's order; PESQ and STOI only where the clip is speech (:attr:`reference.data.Clip.is_speech`)."""
     clips = [clip for clip in heldout.clips if clip.path.stem in outputs]

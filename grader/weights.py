@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import struct
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -65,7 +66,7 @@ def read_weights(path: Path, name: str) -> WeightFile:
     """What the checkpoint file ``path`` (named ``name`` in the report) holds; never raises for a bad file."""
     try:
         return _read(path, name)
-    except (OSError, ValueError, struct.error, zipfile.BadZipFile, EOFError) as error:
+    except (OSError, ValueError, struct.error, zipfile.BadZipFile, EOFError, zlib.error, NotImplementedError) as error:
         return WeightFile(name, "unknown", problem=f"cannot be read as weights ({type(error).__name__}: {error})")
 
 
@@ -147,14 +148,14 @@ def _zip(path: Path, name: str) -> WeightFile:
             count, total = 0, 0
             for info in arrays:
                 with archive.open(info) as inner:
-                    shape, dtype = _npy_header(inner)
+                    shape, dtype = npy_header(inner)
                 count += 1
                 total += int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
             return WeightFile(name, "NumPy (.npz)", count, total)
     return WeightFile(name, "zip", problem="a zip holding no weights (no torch storages, Keras weights or arrays)")
 
 
-def _npy_header(file) -> tuple[tuple[int, ...], np.dtype]:
+def npy_header(file) -> tuple[tuple[int, ...], np.dtype]:
     """The shape and dtype of a .npy stream, read from its header alone; an object array is refused."""
     version = npy_format.read_magic(file)
     if version == (1, 0):
@@ -168,7 +169,7 @@ def _npy_header(file) -> tuple[tuple[int, ...], np.dtype]:
 
 def _npy(path: Path, name: str) -> WeightFile:
     with open(path, "rb") as file:
-        shape, dtype = _npy_header(file)
+        shape, dtype = npy_header(file)
     return WeightFile(name, "NumPy (.npy)", 1, int(np.prod(shape, dtype=np.int64)) * dtype.itemsize)
 
 

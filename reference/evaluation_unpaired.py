@@ -15,6 +15,7 @@ runs beside them) live in :mod:`reference.evaluation`.
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import asdict, dataclass, field
 from typing import Literal, Sequence
 
@@ -119,22 +120,39 @@ def validity(clip: Audio, sr: int | None = None, *, expected_sr: int | None = SA
     Returns:
         :class:`Validity`; an unreadable file gives one problem and None fields.
     """
-    if isinstance(clip, np.ndarray):
-        if sr is None:
-            raise ValueError("validity of a waveform needs its sample rate sr")
-        samples = clip.reshape(len(clip), -1)
-    else:
-        import soundfile as sf
+    if not isinstance(clip, np.ndarray):
+        return read_judged(clip, expected_sr=expected_sr, min_seconds=min_seconds, max_seconds=max_seconds)[0]
+    if sr is None:
+        raise ValueError("validity of a waveform needs its sample rate sr")
+    return _judge(clip.reshape(len(clip), -1), sr, expected_sr=expected_sr, min_seconds=min_seconds,
+                  max_seconds=max_seconds)
 
-        try:
-            info = sf.info(str(clip))
-            too_much = _too_much_to_read(info.frames, info.samplerate, info.channels, max_seconds)
-            if too_much:
-                return Validity(int(info.samplerate), int(info.channels), info.frames / info.samplerate,
-                                *[None] * 5, problems=[too_much])
-            samples, sr = sf.read(str(clip), dtype="float32", always_2d=True)
-        except Exception as exc:  # libsndfile's errors, a missing file: all mean "not usable audio"
-            return Validity(*[None] * 8, problems=[f"{clip}: not a readable audio file ({exc})"])
+
+def read_judged(path: str | os.PathLike, *, expected_sr: int | None = SAMPLE_RATE, min_seconds: float = 0.25,
+                max_seconds: float = MAX_COSTLY_SECONDS) -> tuple[Validity, np.ndarray | None, int | None]:
+    """:func:`validity` of the file ``path``, with the samples read to judge it, so that a caller decodes a file once.
+
+    Returns:
+        (validity, samples, rate): ``samples`` (frames, channels) float32 at ``rate`` Hz, as written (NaN
+        included); both None where nothing was read (:attr:`Validity.read` is False).
+    """
+    import soundfile as sf
+
+    try:
+        info = sf.info(str(path))
+        too_much = _too_much_to_read(info.frames, info.samplerate, info.channels, max_seconds)
+        if too_much:
+            return Validity(int(info.samplerate), int(info.channels), info.frames / info.samplerate,
+                            *[None] * 5, problems=[too_much]), None, None
+        samples, sr = sf.read(str(path), dtype="float32", always_2d=True)
+    except Exception as exc:  # libsndfile's errors, a missing file: all mean "not usable audio"
+        return Validity(*[None] * 8, problems=[f"{path}: not a readable audio file ({exc})"]), None, None
+    return _judge(samples, sr, expected_sr=expected_sr, min_seconds=min_seconds, max_seconds=max_seconds), samples, sr
+
+
+def _judge(samples: np.ndarray, sr: int, *, expected_sr: int | None, min_seconds: float,
+           max_seconds: float) -> Validity:
+    """The :class:`Validity` of ``samples`` (frames, channels) at ``sr`` Hz."""
     finite = np.isfinite(samples)
     good = samples[finite].astype(np.float64)
     rms = float(np.sqrt(np.mean(good**2))) if good.size else 0.0

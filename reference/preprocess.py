@@ -71,13 +71,13 @@ def load_audio(
     Raises:
         AudioLoadError: the file is missing, empty, not audio, or holds NaN/Inf.
     """
-    import soundfile as sf
-
     path = Path(path)
     if not path.is_file():
         raise AudioLoadError(path, "no such file", "Check the path.")
     if path.stat().st_size == 0:
         raise AudioLoadError(path, "the file is empty (0 bytes)", "Export the audio again.")
+    import soundfile as sf
+
     try:
         data, file_sr = sf.read(str(path), dtype="float32", always_2d=True)
     except Exception as exc:  # libsndfile's errors are terse; say what it means
@@ -87,6 +87,34 @@ def load_audio(
         ) from None
     if data.size == 0:
         raise AudioLoadError(path, "the file holds no samples", "Export the audio again.")
+    return conform(data, file_sr, sr, path=path, normalize=normalize, target_rms_db=target_rms_db, trim_db=trim_db)
+
+
+def conform(
+    data: np.ndarray,
+    file_sr: int,
+    sr: int = SAMPLE_RATE,
+    *,
+    path: str | os.PathLike = "<waveform>",
+    normalize: Literal["peak", "rms"] | None = None,
+    target_rms_db: float = -20.0,
+    trim_db: float | None = None,
+) -> np.ndarray:
+    """Samples already decoded, made what :func:`load_audio` returns: mono, at ``sr`` Hz, float32.
+
+    Args:
+        data: (frames, channels) float32 samples as soundfile reads them (``always_2d``), at least one frame.
+        file_sr: their rate in Hz.
+        path: the file they came from, named in errors.
+        sr, normalize, target_rms_db, trim_db: as for :func:`load_audio`.
+
+    Returns:
+        wav: float32 array of shape (samples,).
+
+    Raises:
+        AudioLoadError: the samples hold NaN or Inf.
+    """
+    path = Path(path)
     wav = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
     if not np.all(np.isfinite(wav)):
         raise AudioLoadError(

@@ -245,6 +245,8 @@ def test_a_dask_cluster_grades_the_same(classroom, serial):
     media = sorted(p.relative_to(root / "dask").as_posix() for p in (root / "dask" / "media").rglob("*.wav"))
     assert media == sorted(p.relative_to(serial[0]).as_posix() for p in (serial[0] / "media").rglob("*.wav"))
     assert media  # the listening clips came back from the workers
+    kept = sorted(p.name for p in (root / "dask" / "evidence").glob("*.json"))
+    assert kept == sorted(p.name for p in (serial[0] / "evidence").glob("*.json")) and kept  # so was the evidence
 
 
 def test_memory_stays_flat_with_the_size_of_the_batch(classroom, tmp_path):

@@ -204,13 +204,13 @@ def test_hostile_sources_do_not_break_discovery(tmp_path):
 
 
 def test_code_is_parsed_within_a_budget(tmp_path, monkeypatch):
-    """Past the budget, a file is not parsed (parsing takes time and, for a while, hundreds of times the
+    """Past the budget, a file is not read (parsing takes time and, for a while, hundreds of times the
     source in memory), and the reason is kept for the report."""
-    import grader.discovery
+    import grader.code
 
     sources = {name: f"def extract_mfcc(path):\n    return '{name}' * 100\n" for name in ("a.py", "b.py", "c.py")}
     write(tmp_path, sources)
-    monkeypatch.setattr(grader.discovery, "MAX_CODE_BYTES", 2 * len(sources["a.py"]))
-    code = grader.discovery._Code(tmp_path, sorted(sources))
-    assert [code.module(name) is not None for name in ("a.py", "b.py", "a.py", "c.py")] == [True, True, True, False]
-    assert code.refusals["c.py"].startswith("c.py comes after the 0.096 kB of code the grader parses; keep data")
+    monkeypatch.setattr(grader.code, "MAX_CODE_BYTES", 2 * len(sources["a.py"]))
+    code = grader.code.read_code(tmp_path, sorted(sources))
+    assert [bool(code.functions(name)) for name in ("a.py", "b.py", "c.py")] == [True, True, False]
+    assert code.refusal("c.py").startswith("c.py comes after the 0.096 kB of code the grader reads; keep data")

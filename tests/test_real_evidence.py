@@ -17,7 +17,8 @@ import pytest
 import torch
 
 from grader.checks.claims import contradictions, read_claims
-from grader.checks.static import CodeUnit, architectures, code_units, find_evidence
+from grader.checks.static import architectures, find_evidence
+from grader.code import CodeUnit, code_units
 from grader.reachability import Entries
 from grader.weights import weight_files
 from reference import PROJECT_ROOT
@@ -64,7 +65,7 @@ def test_notebook_cells_that_did_not_run_are_no_evidence_unless_none_ran(tmp_pat
     cells = [nbformat.v4.new_code_cell("import librosa\ny = librosa.load('a.wav')[0]", execution_count=1),
              nbformat.v4.new_code_cell("y2 = librosa.effects.pitch_shift(y, sr=16000, n_steps=2)")]
     nbformat.write(nbformat.v4.new_notebook(cells=cells), tmp_path / "work.ipynb")
-    units, _ = code_units([tmp_path / "work.ipynb"], tmp_path)
+    units, _, _ = code_units([tmp_path / "work.ipynb"], tmp_path)
     assert [unit.ran for unit in units] == [True, False]
     assert kinds(units) == {"librosa_load"}
     assert "augmentation" in kinds(units, Entries(notebooks=frozenset({"work.ipynb"})))  # the grader runs it all

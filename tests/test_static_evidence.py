@@ -1,7 +1,8 @@
 """Static evidence is read from code and notebook cells; comments, strings and half a model do not count."""
 import nbformat
 
-from grader.checks.static import CodeUnit, architectures, code_units, find_evidence
+from grader.checks.static import architectures, find_evidence
+from grader.code import CodeUnit, code_units
 from tests.helpers import EVALUATE, MODEL, PREPROCESS
 
 def kinds_found(units):
@@ -46,7 +47,7 @@ def test_notebook_cells_and_unparsable_files(tmp_path):
     ])
     nbformat.write(notebook, tmp_path / "work.ipynb")
     (tmp_path / "broken.py").write_text("def f(:\n    score = pesq(fs, ref, deg, 'wb')\n")
-    units, unread = code_units([tmp_path / "work.ipynb", tmp_path / "broken.py"], tmp_path)
+    units, unread, _ = code_units([tmp_path / "work.ipynb", tmp_path / "broken.py"], tmp_path)
     assert not unread
     evidence = find_evidence(units)
     assert [(f.file, f.line) for f in evidence["librosa_mfcc"]] == [("work.ipynb[cell 2]", 4)]
@@ -64,13 +65,13 @@ def test_hostile_nesting_is_searched_as_text_and_long_chains_are_read():
 
 
 def test_data_posing_as_code_is_left_unread_and_named(tmp_path, monkeypatch):
-    import grader.checks.static as static
+    import grader.code as code
 
     (tmp_path / "huge.py").write_text("x = librosa.load(p)\n" * 150_000)  # 3 MB: parsing it takes about 0.8 GB
     for index in range(3):
         (tmp_path / f"part{index}.py").write_text("y = librosa.feature.mfcc(y=y)\n" * 1_000)
-    monkeypatch.setattr(static, "MAX_CODE_BYTES", 70_000)  # room for two of the three parts
-    units, unread = code_units(sorted(tmp_path.glob("*.py")), tmp_path)
+    monkeypatch.setattr(code, "MAX_CODE_BYTES", 70_000)  # room for two of the three parts
+    units, unread, _ = code_units(sorted(tmp_path.glob("*.py")), tmp_path)
     assert [unit.name for unit in units] == ["part0.py", "part1.py"]
     assert unread == ["huge.py (over 2 MB: data rather than code)", "part2.py (past 0.07 MB of code in all)"]
 

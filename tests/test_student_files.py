@@ -18,7 +18,8 @@ import pytest
 
 from grader.checks import claims
 from grader.checks.quiz import AnswersError, read_answers
-from grader.checks.static import CodeUnit, code_units, find_evidence
+from grader.checks.static import find_evidence
+from grader.code import CodeUnit, code_units
 from grader.discovery import MANIFEST, discover
 from grader.notebook import NotebookError, load_notebook
 from grader.limits import MAX_JSON_VALUES, MAX_PARSE_BYTES
@@ -74,7 +75,7 @@ def filling(size: int, output: dict) -> list:
 def every_reader(folder: Path, name: str) -> dict:
     """What each caller of the notebook reader makes of ``folder/name``: static evidence, discovery,
     claims, and the notebook prepared to run (or the refusal it gives)."""
-    units, unread = code_units([folder / name], folder)
+    units, unread, _ = code_units([folder / name], folder)
     try:
         prepared = load_notebook(folder / name)
     except NotebookError as error:
@@ -227,7 +228,7 @@ def test_a_notebook_s_cells_share_one_file_s_parsing_budget(tmp_path):
              for _ in range(10)]
     (tmp_path / "big.ipynb").write_text(json.dumps({"nbformat": 4, "nbformat_minor": 5, "metadata": {},
                                                     "cells": cells}))
-    units, unread = code_units([tmp_path / "big.ipynb"], tmp_path)
+    units, unread, _ = code_units([tmp_path / "big.ipynb"], tmp_path)
     found = bounded(find_evidence, units)["librosa_load"]
     assert [f.what for f in found] == ["librosa.load"] + ["librosa.load (too large to parse)"] * 9
 

@@ -20,6 +20,7 @@ from grader.outputs import MediaRefused, copy_media
 from grader.results import ListenClip
 from grader.rubric import Item
 from grader.scoring import SOURCES, score_heldout
+from reference import SAMPLE_RATE
 from reference.evaluation import INTRUSIVE_METRICS, SPEECH_METRICS, aggregate
 
 LISTEN_CLIPS = 3
@@ -60,7 +61,7 @@ def scored_clips(ctx: CheckContext) -> Measured:
         return Measured([], [], {})
     clips = outputs.clips(ctx.entry_names("reconstruct"))
     jobs = max((int(item.params.get("jobs", 2)) for item in ctx.rubric.items if item.check == "reconstruct"), default=2)
-    rows = score_heldout(ctx.heldout, {c.name: c.path for c in clips if c.usable}, ctx.processes(jobs))
+    rows = score_heldout(ctx.heldout, {c.name: c.audio for c in clips if c.usable}, ctx.processes(jobs))
     scored = {row.name: row.to_dict() for row in rows}
     return Measured([row.to_dict() for row in rows],
                     [scored.get(c.name, {"name": c.name, "reasons": {"all": c.problem}}) for c in clips],
@@ -70,7 +71,8 @@ def scored_clips(ctx: CheckContext) -> Measured:
 
 @provides("reconstruct.listen", needs=("reconstruct.run", "reconstruct.metrics"), kept=Listening)
 def clips_to_listen(ctx: CheckContext) -> Listening:
-    """Put a few clips' truth, reference, Griffin-Lim and student audio in the report's media (re-encoded)."""
+    """Put a few clips' truth, reference, Griffin-Lim and student audio in the report's media (re-encoded). The
+    student's is written as it was scored (:attr:`grader.outputs.OutputClip.wave`: mono, at the contract's rate)."""
     outputs = ctx.need("reconstruct.run")
     student_rows = ctx.need("reconstruct.metrics").clip_metrics
     by_name = {c.name: c for c in outputs.clips(ctx.entry_names("reconstruct"))}
@@ -84,7 +86,8 @@ def clips_to_listen(ctx: CheckContext) -> Listening:
                                                f"{name}.{source}", ctx.out_root))
         if student is not None and student.usable:
             try:
-                listen.student = copy_media(student.path, ctx.media_dir, f"{name}.student", ctx.out_root)
+                listen.student = copy_media(student.path, ctx.media_dir, f"{name}.student", ctx.out_root,
+                                            None if student.wave is None else (student.wave, SAMPLE_RATE))
             except MediaRefused as refused:
                 unplayable.append(f"{name}: not put in the report: {refused}")
         rows = {"student": student_rows, **{source: ctx.baseline.rows[source] for source in SOURCES}}

@@ -9,7 +9,6 @@ from grader.outputs import OutputClip
 from grader.rubric import Item
 from reference.evaluation import MetricUnavailable, dnsmos
 from reference.evaluation_unpaired import diversity, frechet_feature_distance, novelty
-from reference.preprocess import load_audio
 
 NEEDS = ("sample.outputs", "sample.measures", "sample.dnsmos")
 SCORING = ("diversity_share",)
@@ -36,13 +35,13 @@ def _valid_clips(ctx: CheckContext) -> list[OutputClip]:
 def measures(ctx: CheckContext) -> SampleMeasures:
     """Novelty against the data set's clips, diversity, and the Frechet MFCC distance of the valid samples."""
     valid = _valid_clips(ctx)
-    paths = [clip.path for clip in valid]
+    waves = [clip.audio for clip in valid]
     known = ctx.heldout.known_clips
     copies = [f"{clip.name}: copies {known[n.duplicate_of].split} clip {known[n.duplicate_of].path.name} "
               f"(correlation {n.correlation:.2f})"
-              for clip, n in zip(valid, novelty(paths, ctx.heldout.novelty_index())) if n.near_duplicate]
-    return SampleMeasures(copies, diversity(paths) if len(paths) > 1 else 0.0,
-                          frechet_feature_distance(paths, [c.path for c in ctx.heldout.clips]))
+              for clip, n in zip(valid, novelty(waves, ctx.heldout.novelty_index())) if n.near_duplicate]
+    return SampleMeasures(copies, diversity(waves) if len(waves) > 1 else 0.0,
+                          frechet_feature_distance(waves, [c.path for c in ctx.heldout.clips]))
 
 
 @provides("sample.dnsmos", needs=("sample.run",), kept=float | None)
@@ -51,7 +50,7 @@ def mean_dnsmos(ctx: CheckContext) -> float | None:
     scores = []
     for clip in _valid_clips(ctx):
         try:
-            scores.append(dnsmos(load_audio(clip.path))["ovrl_mos"])
+            scores.append(dnsmos(clip.wave)["ovrl_mos"])
         except MetricUnavailable:
             continue
     return sum(scores) / len(scores) if scores else None

@@ -7,7 +7,8 @@ from grader.outputs import MediaRefused, copy_media
 from grader.results import HandedInSample
 from grader.rubric import Item
 from grader.limits import MAX_SAMPLES
-from reference.evaluation_unpaired import novelty, validity
+from reference.evaluation_unpaired import novelty, read_judged
+from reference.preprocess import conform
 
 NEEDS = ("samples.handed_in",)
 SCORING = ("min_count",)
@@ -22,19 +23,19 @@ def handed_in(ctx: CheckContext) -> list[HandedInSample]:
     samples = []
     for number, name in enumerate(ctx.discovery.findings["samples"].files[:MAX_SAMPLES], start=1):
         path = ctx.submission.work_dir / name
-        report = validity(path)
+        report, decoded, rate = read_judged(path)  # decoded once: judged, compared, re-encoded
         problems = list(report.problems)
         audio = None
         if report.read and not report.seconds:
             problems = ["0 samples: the file holds no audio"]
         elif report.read:
             if not report.nonfinite_ratio:
-                match = novelty([path], index)[0]
+                match = novelty([conform(decoded, rate, path=path)], index)[0]
                 if match.near_duplicate:
                     problems.append(f"a copy of {known[match.duplicate_of].path.name} from the data set "
                                     f"(correlation {match.correlation:.2f})")
             try:
-                audio = copy_media(path, ctx.media_dir, f"sample-{number:02d}", ctx.out_root)
+                audio = copy_media(path, ctx.media_dir, f"sample-{number:02d}", ctx.out_root, (decoded, rate))
             except MediaRefused as refused:
                 problems.append(f"not put in the report: {refused}")
         fatal = [p for p in problems if not p.startswith("sample rate")]

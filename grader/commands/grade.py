@@ -44,6 +44,12 @@ def main(argv: list[str]) -> int:
 
     entries = grade_all(args.submissions, setup, jobs=args.jobs, force=args.force, scheduler=args.scheduler)
     print_summary(entries, setup.out_dir)
+    if len(entries) >= 2:
+        from grader.commands.similarity import compare_and_write
+        from grader.similarity.classwide import keep_references
+
+        keep_references(setup)
+        compare_and_write(setup.out_dir, setup.rubric)
     print(f"class page: {render_all(setup.out_dir, setup.rubric)}")
     return 0
 

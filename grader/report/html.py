@@ -337,8 +337,10 @@ def _runs(results: list[SubmissionResult]) -> list[dict[str, Any]]:
              "item": run.item_id, "purpose": run.purpose, "result": run.result} for r in results for run in r.runs]
 
 
-def class_context(results: list[SubmissionResult], problems: Iterable[str] = ()) -> dict[str, Any]:
-    """Everything the class page shows: one row per result, histogram, pass rates, slow and failed runs."""
+def class_context(results: list[SubmissionResult], problems: Iterable[str] = (),
+                  similarity: bool = False) -> dict[str, Any]:
+    """Everything the class page shows: one row per result, histogram, pass rates, slow and failed runs; and, with
+    ``similarity``, a link to the pairs of submissions found alike (``similarity.html``)."""
     columns = _columns(results)
     graded = [r for r in results if r.status == "graded"]
     max_total = max((r.max_total for r in results), default=0.0)
@@ -369,15 +371,18 @@ def class_context(results: list[SubmissionResult], problems: Iterable[str] = ())
         "slowest": sorted(runs, key=lambda run: -run["result"].wall_seconds)[:RUNS_LISTED],
         "failed": [run for run in runs if run["result"].verdict != "ok"],
         "problems": list(problems),
+        "similarity": similarity,
     }
 
 
-def render_class_page(results: list[SubmissionResult], problems: Iterable[str] = ()) -> str:
-    """The HTML of the class page (``problems``: results that could not be read, in words)."""
-    return environment().get_template("class.html.j2").render(class_context(results, problems))
+def render_class_page(results: list[SubmissionResult], problems: Iterable[str] = (), similarity: bool = False) -> str:
+    """The HTML of the class page (``problems``: results that could not be read, in words; ``similarity``: link
+    the similarity page)."""
+    return environment().get_template("class.html.j2").render(class_context(results, problems, similarity))
 
 
 def write_class_page(results: list[SubmissionResult], out_dir: str | os.PathLike, problems: Iterable[str] = ()) -> Path:
+    """Write ``OUT/index.html`` (atomically), linking ``OUT/similarity.html`` where the class has one."""
     target = Path(out_dir) / CLASS_PAGE
-    atomic_write(target, render_class_page(results, problems))
+    atomic_write(target, render_class_page(results, problems, (Path(out_dir) / "similarity.html").is_file()))
     return target

@@ -1,0 +1,140 @@
+"""Class integrity end to end: a class graded with the real sandbox, its fingerprints kept, and ``grade
+similarity``'s comparison: a disguised twin (code renamed and reordered, samples resampled, trimmed and quieter,
+weights renamed and transposed in another container) is found in all three kinds; an independent submission is
+not; a second comparison takes the pairs it made from the cache; the CSV and pages are written and linked."""
+from __future__ import annotations
+
+import csv
+import re
+import shutil
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from grader.batch import grade_all
+from grader.pipeline import GradingSetup
+from grader.report import render_all
+from grader.similarity.classwide import compare_class, keep_references, write_csv
+from grader.similarity.prints import FINGERPRINTS_FOLDER
+from reference import PROJECT_ROOT
+from tests.helpers import rubric_of, write_submission, zip_folder
+
+RENAMES = {"augment": "apply_effects", "signal": "waveform", "sr": "rate", "channels": "width", "dilation": "spread",
+           "model": "network", "batches": "loader", "optimizer": "opt", "ResidualBlock": "GatedUnit",
+           "snr_db": "signal_to_noise", "ref": "clean", "deg": "noisy"}
+
+
+def disguised(source: str) -> str:
+    """``source`` with identifiers renamed, top-level definitions in reverse order and comments added."""
+    for old, new in RENAMES.items():
+        source = re.sub(rf"\b{old}\b", new, source)
+    head, *definitions = re.split(r"\n(?=(?:def|class) )", source)
+    return "\n".join([head, *reversed(definitions)]).replace("\n    ", "\n    # a comment of my own\n    ", 3)
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory, small_heldout, small_baseline):
+    root = tmp_path_factory.mktemp("similarity")
+    original = write_submission(root / "work" / "ada_111_1_hw3")
+    mix = np.eye(80, dtype=np.float32) + 0.01 * np.random.default_rng(1).standard_normal((80, 80), dtype=np.float32)
+    np.savez(original / "checkpoints" / "vocoder.npz", mel_mix=mix)  # trained: no longer symmetric
+    twin = root / "work" / "eve_555_5_hw3"
+    shutil.copytree(original, twin)
+    for name in ("preprocess.py", "model.py", "evaluate.py"):
+        (twin / name).write_text(disguised((original / name).read_text()))
+    (twin / "checkpoints" / "vocoder.npz").unlink()
+    np.savez(twin / "checkpoints" / "mixing.npz", projection=mix.T.copy() * 1.0001)
+    for k in range(3):  # each sample at 22.05 kHz, 0.3 times as loud, its first 0.3 s cut
+        wav, rate = sf.read(original / "samples" / f"{k}.wav")
+        resampled = np.interp(np.arange(0, len(wav), rate / 22050), np.arange(len(wav)), wav)
+        (twin / "samples" / f"{k}.wav").unlink()
+        sf.write(twin / "samples" / f"take{k}.wav", 0.3 * resampled[int(0.3 * 22050):], 22050)
+    sources = [zip_folder(original, root / "ada_111_1_hw3.zip"), zip_folder(twin, root / "eve_555_5_hw3.zip"),
+               PROJECT_ROOT / "submissions" / "src" / "partial"]
+    rubric = rubric_of("samples-handed-in", "model-quality", "samples-diversity", "model-checkpoint")
+    setup = GradingSetup(rubric=rubric, heldout=small_heldout, load_baseline=small_baseline, out_dir=root / "out")
+    entries = grade_all(sources, setup, jobs=1, show_progress=False)
+    assert len(entries) == 3
+    keep_references(setup)
+    return setup, compare_class(setup.out_dir, starter=[PROJECT_ROOT / "rubrics" / "starter"])
+
+
+def by_kind(comparison) -> dict[str, list]:
+    found = {"code": [], "audio": [], "checkpoint": []}
+    for pair in comparison.pairs:
+        found[pair.kind].append(pair)
+    return found
+
+
+def test_a_disguised_twin_is_found_in_code_audio_and_checkpoint(graded):
+    setup, comparison = graded
+    found = by_kind(comparison)
+    for kind in found:
+        assert [(pair.a, pair.b) for pair in found[kind]] == [("ada_111", "eve_555")], (kind, comparison.pairs)
+    code, audio, checkpoint = found["code"][0], found["audio"][0], found["checkpoint"][0]
+    assert code.score >= 0.8 and {region[0] for region in code.detail} >= {"preprocess.py", "model.py", "evaluate.py"}
+    copied = [(m["role_a"], m["role_b"]) for m in audio.detail if m["verdict"] == "copied"]
+    assert audio.score == 1.0 and copied.count(("handed_in", "handed_in")) == 3  # resampled, trimmed, quieter
+    assert copied.count(("sample", "sample")) == 4  # one generate.py: the same unconditional samples
+    assert checkpoint.score >= 0.99 and "transposed" in checkpoint.evidence
+    assert not comparison.problems, comparison.problems
+
+
+def test_fingerprints_are_kept_for_every_graded_submission_and_say_what_they_hold(graded):
+    setup, comparison = graded
+    kept = {path.stem for path in (setup.out_dir / FINGERPRINTS_FOLDER).glob("*.json") if not path.stem.startswith("_")}
+    assert kept == {"ada_111", "eve_555", "partial"} and comparison.submissions == 3
+    text = (setup.out_dir / FINGERPRINTS_FOLDER / "ada_111.json").read_text()
+    assert '"reconstruct"' in text and '"sample"' in text and '"handed_in"' in text and "mel_mix" in text
+
+
+def test_a_second_comparison_takes_its_pairs_from_the_cache(graded):
+    setup, first = graded
+    again = compare_class(setup.out_dir, starter=[PROJECT_ROOT / "rubrics" / "starter"])
+    assert again.cached >= 2 and [(p.a, p.b, p.kind, p.score) for p in again.pairs] == \
+        [(p.a, p.b, p.kind, p.score) for p in first.pairs]
+
+
+def test_the_csv_and_the_pages_are_written_and_the_class_page_links_them(graded):
+    setup, comparison = graded
+    write_csv(setup.out_dir, comparison)
+    from grader.report.similarity import write_similarity_pages
+
+    page = write_similarity_pages(comparison, setup.out_dir, 0.5)
+    with open(setup.out_dir / "similarity.csv", newline="") as file:
+        rows = list(csv.reader(file))
+    assert rows[0] == ["a", "b", "kind", "score", "evidence"] and len(rows) == 4
+    assert all(0.0 <= float(row[3]) <= 1.0 and row[2] in ("code", "audio", "checkpoint") for row in rows[1:])
+    html = page.read_text()
+    assert html.count('href="similarity/ada_111--eve_555--') == 3
+    code_page = (setup.out_dir / "similarity" / "ada_111--eve_555--code.html").read_text()
+    assert code_page.count('class="line match"') >= 10 and "GatedUnit" in code_page and "ResidualBlock" in code_page
+    audio_page = (setup.out_dir / "similarity" / "ada_111--eve_555--audio.html").read_text()
+    assert audio_page.count("<audio") == 14 and audio_page.count("alt=\"log-mel spectrogram") == 14  # 7 clip pairs
+    render_all(setup.out_dir, setup.rubric)
+    assert 'href="similarity.html"' in (setup.out_dir / "index.html").read_text()
+
+
+def test_an_earlier_terms_zips_are_compared_from_their_files(graded, tmp_path):
+    """``--against`` a folder of last term's zips: fingerprinted from their files alone (code, samples handed in,
+    checkpoints), and only pairs with this term's submissions are reported."""
+    setup, _ = graded
+    earlier = tmp_path / "term-2025"
+    earlier.mkdir()
+    twin = setup.out_dir.parent / "eve_555_5_hw3.zip"
+    shutil.copy(twin, earlier / "zoe_999_9_hw3.zip")
+    shutil.copy(twin, earlier / "yan_888_8_hw3.zip")  # two copies in the earlier term: their pair is not this term's
+    comparison = compare_class(setup.out_dir, against=[earlier], starter=[PROJECT_ROOT / "rubrics" / "starter"])
+    assert comparison.earlier == 2 and not comparison.problems
+    pairs = {(pair.a, pair.b, pair.kind) for pair in comparison.pairs}
+    for kind in ("code", "audio", "checkpoint"):
+        assert ("ada_111", "term-2025/zoe_999", kind) in pairs and ("eve_555", "term-2025/zoe_999", kind) in pairs
+    assert not any(pair.a.startswith("term-2025/") for pair in comparison.pairs)
+
+
+def test_grade_similarity_refuses_a_folder_with_no_graded_class(tmp_path, capsys):
+    from grader.commands.similarity import main
+
+    assert main([str(tmp_path)]) == 2
+    assert "holds no graded class" in capsys.readouterr().err
