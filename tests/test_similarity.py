@@ -138,3 +138,32 @@ def test_grade_similarity_refuses_a_folder_with_no_graded_class(tmp_path, capsys
 
     assert main([str(tmp_path)]) == 2
     assert "holds no graded class" in capsys.readouterr().err
+
+
+def test_a_keras_checkpoint_is_sketched_in_the_sandbox_while_graded(small_heldout, tmp_path):
+    """HDF5 is not opened on the host: grading runs weights_inside.py in the sandbox with the course environment,
+    and the fingerprint holds its sketches (matched here against the same kernel transposed in an .npz)."""
+    import json
+    import subprocess
+
+    from grader.environment import bundled
+    from grader.similarity.weights import WeightsFingerprint, compare, fingerprint_weights
+    from tests.helpers import grade
+
+    environment = bundled()
+    if not environment.ready or not environment.has_module("h5py"):
+        pytest.skip("the course environment (with h5py) is not built: make setup")
+    folder = tmp_path / "keras"
+    (folder / "checkpoints").mkdir(parents=True)
+    (folder / "preprocess.py").write_text("import numpy as np\n\ndef extract_mfcc(path):\n    return np.zeros((20, 9))\n")
+    kernel = np.random.default_rng(3).standard_normal((80, 64)).astype(np.float32)
+    np.save(tmp_path / "kernel.npy", kernel)
+    subprocess.run([environment.python, "-c", "import sys, h5py, numpy as np\n"
+                    "with h5py.File(sys.argv[2], 'w') as f:\n    f['layers/dense/vars/0'] = np.load(sys.argv[1])\n",
+                    tmp_path / "kernel.npy", folder / "checkpoints" / "model.weights.h5"], check=True)
+    grade(zip_folder(folder, tmp_path / "kim_123_1_hw3.zip"), small_heldout, tmp_path / "out", "model-checkpoint")
+    kept = json.loads((tmp_path / "out" / FINGERPRINTS_FOLDER / "kim_123.json").read_text())
+    weights = WeightsFingerprint.from_untrusted_json(json.dumps(kept["weights"]))
+    assert not kept["problems"] and [len(file.tensors) for file in weights.files] == [1]
+    np.savez(tmp_path / "other.npz", w=kernel.T.copy())
+    assert compare(weights, fingerprint_weights(tmp_path, ["other.npz"])).score == 1.0
