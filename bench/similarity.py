@@ -7,7 +7,7 @@ A class is made by varying the examples (``submissions/src``), as a term of real
   drawn at random), so that students share what the examples share, and their own code besides;
 - audio: three samples handed in and four generated (tones and noise of its own), and a reconstruction of each
   embedded held-out clip (the reference solution's output with the student's own noise, 20 dB down, and gain);
-- a checkpoint: three tensors of its own.
+- a checkpoint: a small WaveNet's 32 tensors, of its own.
 
 Planted: :data:`PLANTED` pairs of each kind (code copied with every identifier renamed and the functions
 reordered; a handed-in sample copied at 22.05 kHz, 0.3 times as loud, its first 0.3 s cut; a checkpoint re-saved
@@ -142,9 +142,11 @@ def student_tones(number: int) -> list[np.ndarray]:
 
 
 def student_weights(number: int) -> list[np.ndarray]:
-    """The student ``number``'s checkpoint: three tensors of its own."""
+    """The student ``number``'s checkpoint, a small WaveNet's shapes (8 layers: dilated, residual and skip
+    convolutions, a bias; 32 tensors, 172,000 parameters), trained from a start of its own."""
     rng = np.random.default_rng(WEIGHT_SEEDS + number)
-    return [rng.standard_normal((64, 48 + k)).astype(np.float32) for k in range(3)]
+    shapes = [(128, 64, 2), (64, 64, 1), (64, 64, 1), (128,)] * 8
+    return [(rng.standard_normal(shape) / np.sqrt(np.prod(shape[1:]) or 1)).astype(np.float32) for shape in shapes]
 
 
 def plant(count: int) -> dict[int, tuple[str, int]]:

@@ -250,6 +250,6 @@ MAX_PICKLE_MEMO = 1_000_000
 """Entries the symbolic memo may hold (some 8 a tensor)."""
 
 MAX_SKETCH_JSON_BYTES = 64 * 10**6
-"""Bytes of sketches read back from the sandbox: :data:`grader.similarity.weights_inside.MAX_SKETCHES` of some 22 kB each, and their names."""
+"""Bytes of sketches read back from the sandbox: :data:`grader.similarity.weights_inside.MAX_SKETCHES` of some 6 kB each, and their names."""
 MAX_CHECKPOINT_FILES = 1000
 """Files one fingerprint (read back from the sandbox) may list; a submission hands in a few."""

@@ -167,3 +167,14 @@ def test_a_keras_checkpoint_is_sketched_in_the_sandbox_while_graded(small_heldou
     assert not kept["problems"] and [len(file.tensors) for file in weights.files] == [1]
     np.savez(tmp_path / "other.npz", w=kernel.T.copy())
     assert compare(weights, fingerprint_weights(tmp_path, ["other.npz"])).score == 1.0
+
+
+def test_an_earlier_terms_sample_over_the_contract_s_length_is_not_read(tmp_path):
+    """An earlier term's zip is read as grading reads one: a sample longer than 60 s is named, not decoded."""
+    from grader.similarity.classwide import files_prints
+
+    folder = write_submission(tmp_path / "old")
+    sf.write(folder / "samples" / "long.wav", np.zeros(8000 * 120, dtype=np.float32), 8000)
+    prints = files_prints(zip_folder(folder, tmp_path / "old_777_7_hw3.zip"))
+    assert sorted(prints.audio["handed_in"]) == ["samples/0.wav", "samples/1.wav", "samples/2.wav"]
+    assert any("samples/long.wav" in problem and "longer than 60 s" in problem for problem in prints.problems)

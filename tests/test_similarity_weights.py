@@ -105,7 +105,7 @@ def tensor_pickle(size: tuple[int, ...], stride: tuple[int, ...], offset: int = 
 def test_a_permuted_or_cast_tensor_has_the_same_sample_permuted():
     array = np.random.default_rng(0).standard_normal((6, 40, 70)).astype(np.float32)
     sketch = tensor_sketch(array)
-    assert sketch.values.size <= SKETCH_VALUES and sketch.values.shape == sample_counts((6, 40, 70)) == (6, 26, 26)
+    assert sketch.values.size <= SKETCH_VALUES and sketch.values.shape == sample_counts((6, 40, 70)) == (6, 13, 13)
     for permutation in itertools.permutations(range(3)):
         permuted = tensor_sketch(np.ascontiguousarray(array.transpose(permutation)))
         assert permuted.shape == tuple(array.shape[p] for p in permutation)
@@ -121,11 +121,11 @@ def test_a_permuted_or_cast_tensor_has_the_same_sample_permuted():
 def test_samples_spread_over_the_axes_and_their_indices_never_change():
     """The indices come from splitmix64 (not numpy's generators, whose streams may change): the host's sketches and
     the sandbox's, made with another numpy, sample the same values. These figures pin them."""
-    assert sample_counts((4096, 4096)) == (64, 64)
-    assert sample_counts((128, 64)) == (64, 64)
-    assert sample_counts((10_000_000,)) == (4096,)
-    assert sample_counts((3, 32, 64)) == (3, 32, 42) and sample_counts((64, 32, 3)) == (42, 32, 3)
-    assert sample_counts((100, 100, 100)) == (16, 16, 16)
+    assert sample_counts((4096, 4096)) == (32, 32)
+    assert sample_counts((128, 64)) == (32, 32)
+    assert sample_counts((10_000_000,)) == (1024,)
+    assert sample_counts((3, 32, 64)) == (3, 18, 18) and sample_counts((64, 32, 3)) == (18, 18, 3)
+    assert sample_counts((100, 100, 100)) == (10, 10, 10)
     assert _splitmix64(0)[1] == 0xE220A8397B1DCDAF  # the published first output for seed 0
     assert axis_indices(10, 3).tolist() == [0, 6, 7]
     assert axis_indices(1000, 5).tolist() == [134, 381, 776, 803, 998]

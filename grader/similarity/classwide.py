@@ -141,9 +141,11 @@ def files_prints(source: Path) -> SubmissionPrints:
     from grader.code import read_code
     from grader.discovery import discover
     from grader.intake import unpack
-    from grader.limits import IntakeLimits
+    from grader.limits import MAX_CLIP_SECONDS, MAX_SAMPLES, IntakeLimits
     from grader.model_use import WEIGHT_SUFFIXES
-    from reference.preprocess import AudioLoadError
+    from reference import SAMPLE_RATE
+    from reference.evaluation_unpaired import read_judged
+    from reference.preprocess import conform
 
     with tempfile.TemporaryDirectory(prefix="similarity-") as scratch:
         submission = unpack(source, Path(scratch) / "submission", IntakeLimits())
@@ -152,11 +154,12 @@ def files_prints(source: Path) -> SubmissionPrints:
         units = [(parsed.unit.name, parsed.unit.source) for parsed in code.units]
         found = discover(root, code).findings
         clips, problems = {}, []
-        for name in found["samples"].files:
-            try:
-                clips[name] = audio_prints.file_fingerprint(root / name)
-            except (AudioLoadError, ValueError) as error:
-                problems.append(f"{name}: no fingerprint ({error})")
+        for name in found["samples"].files[:MAX_SAMPLES]:  # as the samples check reads them: judged, within bounds
+            report, decoded, rate = read_judged(root / name, max_seconds=MAX_CLIP_SECONDS)
+            if decoded is None or report.nonfinite_ratio or not len(decoded):
+                problems.append(f"{name}: no fingerprint ({'; '.join(report.problems) or 'no samples'})")
+            else:
+                clips[name] = audio_prints.clip_fingerprint(conform(decoded, rate, SAMPLE_RATE), SAMPLE_RATE)
         weights = sorted(set(found["checkpoints"].files) | {name for name in submission.files
                                                             if Path(name).suffix.lower() in WEIGHT_SUFFIXES})
         return SubmissionPrints(submission.id, code_prints.fingerprint(units), dict(units),

@@ -5,7 +5,7 @@ Two checkpoints match when a file is byte-identical, or when they hold the same 
 container, cast to another float type, transposed or with their axes permuted (a PyTorch conv weight
 ``(out, in, k)`` is a Keras kernel ``(k, in, out)``). Each submission's checkpoints become a
 :class:`WeightsFingerprint`: per file, its sha256 and the sketches of its tensors
-(:class:`~grader.similarity.weights_inside.TensorSketch`: a sample of at most 4096 values chosen by axis lengths
+(:class:`~grader.similarity.weights_inside.TensorSketch`: a sample of at most 1024 values chosen by axis lengths
 alone). :func:`match_tensors` pairs tensors whose axis lengths agree, under every permutation that maps lengths to
 equal lengths, when their samples' cosine, and the cosine of the samples less their means, are at least
 :data:`MATCH_COSINE`, and their norms agree within :data:`NORM_TOLERANCE`. :func:`compare` scores two submissions:
