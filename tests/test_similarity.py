@@ -178,3 +178,21 @@ def test_an_earlier_terms_sample_over_the_contract_s_length_is_not_read(tmp_path
     prints = files_prints(zip_folder(folder, tmp_path / "old_777_7_hw3.zip"))
     assert sorted(prints.audio["handed_in"]) == ["samples/0.wav", "samples/1.wav", "samples/2.wav"]
     assert any("samples/long.wav" in problem and "longer than 60 s" in problem for problem in prints.problems)
+
+
+def test_a_checkpoint_candidate_key_survives_any_axis_order_and_a_cast_and_parts_independent_tensors():
+    """Checkpoints are compared only where a tensor's key (sorted lengths, signs of sampled values) is shared."""
+    import itertools
+
+    from grader.similarity.classwide import _tensor_key
+    from grader.similarity.weights_inside import tensor_sketch
+
+    rng = np.random.default_rng(4)
+    for shape in ((5, 40, 70), (128, 64, 1), (300,), (3, 3, 64, 32)):
+        tensor = rng.standard_normal(shape).astype(np.float32)
+        key = _tensor_key(tensor_sketch(tensor))
+        for order in itertools.permutations(range(len(shape))):
+            assert _tensor_key(tensor_sketch(np.ascontiguousarray(tensor.transpose(order)))) == key
+        assert _tensor_key(tensor_sketch(tensor.astype(np.float16).astype(np.float32))) == key
+        others = [_tensor_key(tensor_sketch(rng.standard_normal(shape).astype(np.float32))) for _ in range(20)]
+        assert key not in others

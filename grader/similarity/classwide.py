@@ -50,8 +50,8 @@ REFERENCES_NAME = "_references.json"
 """In ``OUT/fingerprints``: the reference solution's and Griffin-Lim's outputs for each held-out clip."""
 EVIDENCE_SHOWN = 3
 """Pieces of evidence (regions, clips, tensors) a CSV row names; the pair's page shows them all."""
-DIAGONAL_SIGNS = 16
-"""Checkpoint candidates: tensors whose sketches agree in the signs of this many diagonal values (:func:`_tensor_key`)."""
+PROBE_SIGNS = 16
+"""Checkpoint candidates: tensors whose sketches agree in the signs of this many sampled values (:func:`_tensor_key`)."""
 
 
 @dataclass(frozen=True)
@@ -258,14 +258,14 @@ def _checkpoint_candidates(everyone: dict[str, SubmissionPrints]) -> set[tuple[s
 
 
 def _tensor_key(sketch: Any) -> tuple:
-    """What two matching tensors' sketches share, whatever their axes' order: the sorted axis lengths and the signs
-    of the first :data:`DIAGONAL_SIGNS` values on the sampled sub-tensor's diagonal less its mean. The sub-tensor
-    of a permuted tensor is the same sub-tensor permuted (:mod:`grader.similarity.weights_inside`), and a
-    permutation keeps its diagonal; two independent tensors share the signs once in 2**16."""
+    """What two matching tensors' sketches share, whatever their axes' order: the sorted axis lengths and the signs,
+    less the sample's mean, of :data:`PROBE_SIGNS` sampled values at positions ``(k mod c0, k mod c1, ...)`` for
+    ``k = 0, 1, ...`` (``c``: the sample's lengths). The sample of a permuted tensor is the same sample permuted
+    (:mod:`grader.similarity.weights_inside`), and those positions permute with it; two independent tensors share
+    the signs once in 2**16."""
     values = sketch.values
-    diagonal = values[tuple(np.arange(min(values.shape, default=0)) for _ in values.shape)][:DIAGONAL_SIGNS]
-    signs = tuple(bool(v) for v in diagonal - values.mean() > 0) if diagonal.size >= DIAGONAL_SIGNS // 2 else ()
-    return "tensor", tuple(sorted(sketch.shape)), signs
+    probe = values[tuple(np.arange(PROBE_SIGNS) % length for length in values.shape)] if values.ndim else values
+    return "tensor", tuple(sorted(sketch.shape)), tuple(bool(v) for v in np.ravel(probe) - values.mean() > 0)
 
 
 def _weights_match(a: weight_prints.WeightsFingerprint,
