@@ -196,3 +196,15 @@ def test_a_checkpoint_candidate_key_survives_any_axis_order_and_a_cast_and_parts
         assert _tensor_key(tensor_sketch(tensor.astype(np.float16).astype(np.float32))) == key
         others = [_tensor_key(tensor_sketch(rng.standard_normal(shape).astype(np.float32))) for _ in range(20)]
         assert key not in others
+
+
+def test_fingerprints_this_grader_cannot_read_are_named_not_fatal(graded, tmp_path):
+    """An output folder graded by an earlier version (fingerprints written otherwise): the others are compared, and
+    the comparison says which were not and how to make them."""
+    setup, _ = graded
+    out = tmp_path / "out"
+    shutil.copytree(setup.out_dir, out, ignore=shutil.ignore_patterns("similarity.sqlite"))
+    (out / FINGERPRINTS_FOLDER / "partial.json").write_text('{"submission_id": "partial", "code": []}')
+    comparison = compare_class(out, starter=[PROJECT_ROOT / "rubrics" / "starter"])
+    assert comparison.submissions == 2 and {(p.a, p.b) for p in comparison.pairs} == {("ada_111", "eve_555")}
+    assert "partial" in comparison.problems[0] and "--force" in comparison.problems[0]

@@ -13,17 +13,21 @@ read without unpickling; nothing runs). Only pairs with a submission of this cla
   same public clip (reported as that, with score 0);
 - checkpoints (:mod:`grader.similarity.weights`): a pair is reported from ``report_from``.
 
-Pair results are kept in ``OUT/similarity.sqlite`` by the digests of the two fingerprints and of what else the
-comparison reads (the ignored hashes), so that a class graded again with one submission more compares only that
-submission's pairs. Written: ``OUT/similarity.csv`` (``a,b,kind,score,evidence``) and the pages
+Pair results (and clip correlations) are kept in ``OUT/similarity.sqlite`` by the digests of the two fingerprints
+and of what else the comparison reads (the ignored hashes), so that a class graded again with one submission more
+compares only that submission's pairs. Memory grows little with the class: each submission is held as its code
+fingerprint, its clips' embeddings (their signals wait in the database) and its checkpoints' keys (the sketches are
+read again for a candidate pair). Written: ``OUT/similarity.csv`` (``a,b,kind,score,evidence``) and the pages
 (:mod:`grader.report.similarity`).
 """
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import io
 import json
+import os
 import sqlite3
 import tempfile
 from collections import defaultdict
@@ -50,8 +54,9 @@ REFERENCES_NAME = "_references.json"
 """In ``OUT/fingerprints``: the reference solution's and Griffin-Lim's outputs for each held-out clip."""
 EVIDENCE_SHOWN = 3
 """Pieces of evidence (regions, clips, tensors) a CSV row names; the pair's page shows them all."""
-PROBE_SIGNS = 16
-"""Checkpoint candidates: tensors whose sketches agree in the signs of this many sampled values (:func:`_tensor_key`)."""
+PROBE_SIGNS = 32
+"""Checkpoint candidates: tensors whose sketches agree in the signs of this many sampled values (:func:`_tensor_key`).
+With 16, a class of 300 small WaveNets (4,800 tensors of one shape) shared some 170 keys by chance."""
 
 
 @dataclass(frozen=True)
@@ -87,52 +92,103 @@ class Comparison:
 def compare_class(out_dir: Path, *, against: Iterable[Path] = (), starter: Iterable[Path] = (),
                   report_from: float = code_prints.REPORT_FROM, workers: int = 2) -> Comparison:
     """Compare the class graded into ``out_dir`` (and ``against`` earlier classes); see the module's notes."""
-    prints, problems = class_prints(out_dir)
-    current = set(prints)
-    earlier: dict[str, SubmissionPrints] = {}
-    for folder in against:
-        found, trouble = earlier_prints(Path(folder))
-        earlier.update(found)
-        problems += trouble
-    everyone = {**prints, **earlier}
     with _PairCache(out_dir / DATABASE_NAME) as cache:
-        pairs = _code_pairs(prints, everyone, current, _starter_hashes(starter), report_from, cache)
+        members, problems = _class_members(out_dir, cache)
+        earlier: dict[str, _Member] = {}
+        for folder in against:
+            found, trouble = _earlier_members(Path(folder), cache)
+            earlier.update(found)
+            problems += trouble
+        everyone = {**members, **earlier}
+        current = set(members)
+        cache.keep_signals()  # the forked workers that correlate clips read them from the database
+        pairs = _code_pairs(members, everyone, current, _starter_hashes(starter), report_from, cache)
         pairs += _checkpoint_pairs(everyone, current, report_from, cache)
         pairs += _audio_pairs(out_dir, everyone, current, workers, cache.correlations)
         cached = cache.hits + cache.correlations.hits
     pairs.sort(key=lambda pair: (-pair.score, pair.kind, pair.a, pair.b))
-    return Comparison(pairs, len(prints), len(earlier), problems, cached)
+    return Comparison(pairs, len(members), len(earlier), problems, cached)
 
 
-def class_prints(out_dir: Path) -> tuple[dict[str, SubmissionPrints], list[str]]:
-    """The fingerprints of every submission with a result in ``out_dir``, by id; and the ids without any, in words."""
-    prints, missing = {}, []
+@dataclass(frozen=True)
+class _CodeHashes:
+    """A submission's code fingerprint as the comparison holds it: its hashes (all a pair's score reads), the digest of
+    the whole fingerprint (what its comparisons are kept by) and how to read the whole again (its lines: for the
+    regions of a pair reported)."""
+
+    hashes: frozenset[int]
+    digest: str
+    whole: Callable[[], code_prints.CodeFingerprint]
+
+
+@dataclass
+class _Member:
+    """What the comparison holds in memory of one submission: its code's hashes, its clips without their signals
+    (:class:`_StoredClip`), its checkpoints' candidate keys; the rest is read again (:attr:`_CodeHashes.whole`,
+    :attr:`weights`) only for a pair that needs it, so that memory grows little with the class."""
+
+    code: _CodeHashes
+    audio: dict[str, dict[str, Any]]
+    weight_keys: set[tuple]
+    weights: Callable[[], weight_prints.WeightsFingerprint]
+
+
+def _member(prints: SubmissionPrints, cache: _PairCache, path: Path | None) -> _Member:
+    """``prints`` as the comparison holds it: clip signals moved into ``cache``'s database; the sketches read again
+    from ``path`` when needed (kept in memory where there is no file: an earlier term's zip)."""
+    audio = {role: {name: cache.stored_clip(clip) for name, clip in clips.items()}
+             for role, clips in prints.audio.items()}
+    code, weights = prints.code, prints.weights
+    if path is None:
+        whole_code, reread_weights = functools.partial(_same, code), functools.partial(_same, weights)
+    else:
+        whole_code = functools.partial(_reread, path, "code")
+        reread_weights = functools.partial(_reread, path, "weights")
+    return _Member(_CodeHashes(code.hashes, _digest(code.to_dict()), whole_code), audio, _weight_keys(weights),
+                   reread_weights)
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+def _reread(path: Path, part: str) -> Any:
+    """The ``part`` (``code``, ``weights``) of the fingerprints kept at ``path``, read again."""
+    return getattr(SubmissionPrints.from_json(path.read_text()), part)
+
+
+def _class_members(out_dir: Path, cache: _PairCache) -> tuple[dict[str, _Member], list[str]]:
+    """Every submission with a result in ``out_dir`` that has fingerprints, by id, read one at a time; and the ids
+    without any, in words."""
+    members, missing = {}, []
     for result in sorted((out_dir / "results").glob("*.json")):
         path = out_dir / FINGERPRINTS_FOLDER / result.name
-        if path.is_file():
-            prints[result.stem] = SubmissionPrints.from_json(path.read_text())
-        else:
+        try:
+            members[result.stem] = _member(SubmissionPrints.from_json(path.read_text()), cache, path)
+        except (OSError, ValueError, KeyError, TypeError):  # none, or kept by a grader that wrote them otherwise
             missing.append(result.stem)
-    problems = [f"{len(missing)} submission(s) have no fingerprints (refused at intake, or graded before "
-                f"fingerprints were kept: `grade ... --force` makes them): {', '.join(missing[:10])}"] if missing else []
-    return prints, problems
+    problems = [f"{len(missing)} submission(s) of {out_dir} have no fingerprints this grader reads (refused at "
+                f"intake, or graded by an earlier version: `grade ... --force` makes them): {', '.join(missing[:10])}"
+                ] if missing else []
+    return members, problems
 
 
-def earlier_prints(folder: Path) -> tuple[dict[str, SubmissionPrints], list[str]]:
-    """An earlier class's fingerprints, by ``<folder name>/<submission id>``: a graded output folder's kept ones, or
-    those of the zips (and submission folders) in ``folder``, made from their files alone."""
+def _earlier_members(folder: Path, cache: _PairCache) -> tuple[dict[str, _Member], list[str]]:
+    """An earlier class, by ``<folder name>/<submission id>``: a graded output folder's kept fingerprints, or those
+    of the zips (and submission folders) in ``folder``, made from their files alone (:func:`files_prints`)."""
     if (folder / FINGERPRINTS_FOLDER).is_dir():
-        found, problems = class_prints(folder)
+        found, problems = _class_members(folder, cache)
     else:
         found, problems = {}, []
         for source in sorted(folder.iterdir()):
             if source.suffix.lower() == ".zip" or source.is_dir():
                 try:
                     prints = files_prints(source)
-                    found[prints.submission_id] = prints
                 except Exception as error:  # intake's refusal, or a file no reader takes: that one is left out
                     problems.append(f"{source}: not compared ({error})")
-    return {f"{folder.name}/{sid}": prints for sid, prints in found.items()}, problems
+                    continue
+                found[prints.submission_id] = _member(prints, cache, None)
+    return {f"{folder.name}/{sid}": member for sid, member in found.items()}, problems
 
 
 def files_prints(source: Path) -> SubmissionPrints:
@@ -181,7 +237,7 @@ def _starter_hashes(folders: Iterable[Path]) -> set[int]:
     return hashes
 
 
-def _code_pairs(prints: dict[str, SubmissionPrints], everyone: dict[str, SubmissionPrints], current: set[str],
+def _code_pairs(members: dict[str, _Member], everyone: dict[str, _Member], current: set[str],
                 starter: set[int], report_from: float, cache: _PairCache) -> list[Pair]:
     """Pairs sharing code from ``report_from``, starter code and code common to the class left out.
 
@@ -190,8 +246,8 @@ def _code_pairs(prints: dict[str, SubmissionPrints], everyone: dict[str, Submiss
     touches. Regions are found only for pairs reported (most of a comparison's cost)."""
     ids = sorted(everyone)
     fingerprints = [everyone[sid].code for sid in ids]
-    ignored = starter | code_prints.common_hashes(prints[sid].code for sid in sorted(prints))
-    digests = [_digest([print_.to_dict(), sorted(print_.hashes & ignored)]) for print_ in fingerprints]
+    ignored = starter | code_prints.common_hashes(members[sid].code for sid in sorted(members))
+    digests = [_digest([print_.digest, sorted(print_.hashes & ignored)]) for print_ in fingerprints]
     pairs = []
     for i, j in code_prints.candidate_pairs(fingerprints, ignored):
         a, b = ids[i], ids[j]
@@ -209,15 +265,14 @@ def _code_pairs(prints: dict[str, SubmissionPrints], everyone: dict[str, Submiss
     return pairs
 
 
-def _code_score(a: code_prints.CodeFingerprint, b: code_prints.CodeFingerprint,
-                ignored: set[int]) -> tuple[float, str, list[Any]]:
+def _code_score(a: _CodeHashes, b: _CodeHashes, ignored: set[int]) -> tuple[float, str, list[Any]]:
     """The pair's score alone (no evidence: regions are found once it is reported)."""
     return code_prints.compare(a, b, ignored, regions=False).score, "", []
 
 
-def _code_match(a: code_prints.CodeFingerprint, b: code_prints.CodeFingerprint,
-                ignored: set[int]) -> tuple[float, str, list[Any]]:
-    match = code_prints.compare(a, b, ignored)
+def _code_match(a: _CodeHashes, b: _CodeHashes, ignored: set[int]) -> tuple[float, str, list[Any]]:
+    """The pair's score and regions, from the whole fingerprints read again."""
+    match = code_prints.compare(a.whole(), b.whole(), ignored)
     regions = [list(region) for region in match.regions]
     shown = "; ".join(f"{r[0]}:{r[1]}-{r[2]} ~ {r[3]}:{r[4]}-{r[5]}" for r in regions[:EVIDENCE_SHOWN])
     more = f" and {len(regions) - EVIDENCE_SHOWN} more" if len(regions) > EVIDENCE_SHOWN else ""
@@ -226,35 +281,40 @@ def _code_match(a: code_prints.CodeFingerprint, b: code_prints.CodeFingerprint,
 
 # --------------------------------------------------------------------------- checkpoints
 
-def _checkpoint_pairs(everyone: dict[str, SubmissionPrints], current: set[str], report_from: float,
+def _checkpoint_pairs(everyone: dict[str, _Member], current: set[str], report_from: float,
                       cache: _PairCache) -> list[Pair]:
-    """Pairs whose checkpoints match from ``report_from``; only pairs sharing a file or a candidate tensor compared."""
-    pairs, digests = [], {}
-    for a, b in sorted(_checkpoint_candidates(everyone)):
+    """Pairs whose checkpoints match from ``report_from``: only pairs sharing a file or a tensor's key are compared,
+    their sketches read again for it."""
+    holders: dict[tuple, set[str]] = defaultdict(set)
+    for sid, member in everyone.items():
+        for key in member.weight_keys:
+            holders[key].add(sid)
+    candidates = {(a, b) for sids in holders.values() if len(sids) > 1 for a in sids for b in sids if a < b}
+    pairs, read = [], {}
+    for a, b in sorted(candidates):
         if a not in current and b not in current:
             continue
         for sid in (a, b):
-            if sid not in digests:
-                digests[sid] = _digest(everyone[sid].weights.to_json())
-        first, second = everyone[a].weights, everyone[b].weights
-        score, evidence, detail = cache.get_or_make("checkpoint", digests[a], digests[b], "",
+            if sid not in read:
+                weights = everyone[sid].weights()
+                read[sid] = (weights, _digest(weights.to_json()))
+        (first, digest_a), (second, digest_b) = read[a], read[b]
+        score, evidence, detail = cache.get_or_make("checkpoint", digest_a, digest_b, "",
                                                     lambda: _weights_match(first, second))
         if score >= report_from:
             pairs.append(Pair(a, b, "checkpoint", score, evidence, detail()))
     return pairs
 
 
-def _checkpoint_candidates(everyone: dict[str, SubmissionPrints]) -> set[tuple[str, str]]:
-    """Pairs of submissions holding one file (by content) or tensors that may match (:func:`_tensor_key`)."""
-    holders: dict[Any, set[str]] = defaultdict(set)
-    for sid, prints in everyone.items():
-        for file in prints.weights.files:
-            if file.sha256 and file.size >= weight_prints.MIN_IDENTICAL_FILE_BYTES:
-                holders["file", file.sha256].add(sid)
-            for _, sketch in file.tensors:
-                if sketch.comparable:
-                    holders[_tensor_key(sketch)].add(sid)
-    return {(a, b) for sids in holders.values() if len(sids) > 1 for a in sids for b in sids if a < b}
+def _weight_keys(weights: weight_prints.WeightsFingerprint) -> set[tuple]:
+    """What two submissions' checkpoints must share to be compared: a file (by content), or a tensor's key
+    (:func:`_tensor_key`)."""
+    keys: set[tuple] = set()
+    for file in weights.files:
+        if file.sha256 and file.size >= weight_prints.MIN_IDENTICAL_FILE_BYTES:
+            keys.add(("file", file.sha256))
+        keys.update(_tensor_key(sketch) for _, sketch in file.tensors if sketch.comparable)
+    return keys
 
 
 def _tensor_key(sketch: Any) -> tuple:
@@ -262,7 +322,7 @@ def _tensor_key(sketch: Any) -> tuple:
     less the sample's mean, of :data:`PROBE_SIGNS` sampled values at positions ``(k mod c0, k mod c1, ...)`` for
     ``k = 0, 1, ...`` (``c``: the sample's lengths). The sample of a permuted tensor is the same sample permuted
     (:mod:`grader.similarity.weights_inside`), and those positions permute with it; two independent tensors share
-    the signs once in 2**16."""
+    the signs once in 2**32."""
     values = sketch.values
     probe = values[tuple(np.arange(PROBE_SIGNS) % length for length in values.shape)] if values.ndim else values
     return "tensor", tuple(sorted(sketch.shape)), tuple(bool(v) for v in np.ravel(probe) - values.mean() > 0)
@@ -311,7 +371,7 @@ def _kept_clips(path: Path) -> dict[str, Any]:
         return {}
 
 
-def _audio_pairs(out_dir: Path, everyone: dict[str, SubmissionPrints], current: set[str], workers: int,
+def _audio_pairs(out_dir: Path, everyone: dict[str, _Member], current: set[str], workers: int,
                  known: _Correlations) -> list[Pair]:
     """Pairs sharing clips (a copy, or a public clip both hand in), with the data set's public clips and the
     reference outputs :func:`keep_references` kept."""
@@ -320,7 +380,7 @@ def _audio_pairs(out_dir: Path, everyone: dict[str, SubmissionPrints], current: 
               for name, clip in _kept_clips(folder / PUBLIC_NAME).items()}
     references = {name: [audio_prints.ClipFingerprint.from_dict(clip) for clip in sources.values()]
                   for name, sources in _kept_clips(folder / REFERENCES_NAME).items()}
-    found = audio_prints.find_audio_pairs({sid: prints.audio for sid, prints in everyone.items()}, public,
+    found = audio_prints.find_audio_pairs({sid: member.audio for sid, member in everyone.items()}, public,
                                           references, workers=workers, known=known)
     pairs = []
     for pair in found:
@@ -368,6 +428,7 @@ class _PairCache:
         self.db.execute("CREATE TABLE IF NOT EXISTS pairs (kind TEXT, a TEXT, b TEXT, context TEXT, score REAL, "
                         "evidence TEXT, detail TEXT, PRIMARY KEY (kind, a, b, context))")
         self.db.execute("CREATE TABLE IF NOT EXISTS correlations (a TEXT, b TEXT, value REAL, PRIMARY KEY (a, b))")
+        self.db.execute("CREATE TABLE IF NOT EXISTS signals (key TEXT PRIMARY KEY, signal BLOB)")
         self.kept = {tuple(row[:4]): row[4:] for row in self.db.execute("SELECT * FROM pairs")}
         self.correlations.update((tuple(row[:2]), row[2]) for row in self.db.execute("SELECT * FROM correlations"))
         self.correlations.made.clear()
@@ -379,6 +440,18 @@ class _PairCache:
             self.db.executemany("INSERT OR REPLACE INTO correlations VALUES (?, ?, ?)",
                                 [(*key, self.correlations[key]) for key in self.correlations.made])
         self.db.close()
+        reader = _READERS.pop((os.getpid(), self.path), None)
+        if reader is not None:
+            reader.close()
+
+    def stored_clip(self, clip: audio_prints.ClipFingerprint) -> _StoredClip:
+        """``clip`` with its signal moved into the database (written by :meth:`keep_signals`)."""
+        self.db.execute("INSERT OR IGNORE INTO signals VALUES (?, ?)", (clip.key, clip.signal.tobytes()))
+        return _StoredClip(clip, self.path)
+
+    def keep_signals(self) -> None:
+        """Commit the signals :meth:`stored_clip` moved, for the processes that read them."""
+        self.db.commit()
 
     def get_or_make(self, kind: str, a: str, b: str, context: str,
                     make: Callable[[], tuple[float, str, list[Any]]]) -> tuple[float, str, Callable[[], list[Any]]]:
@@ -398,6 +471,34 @@ class _PairCache:
         self.kept[kind, a, b, context] = (score, evidence, json.dumps(detail))
         self.made.append((kind, a, b, context, score, evidence, json.dumps(detail)))
         return score, evidence, detail
+
+
+class _StoredClip:
+    """A clip's fingerprint whose signal stays in ``OUT/similarity.sqlite`` until a correlation reads it, here or in a
+    forked worker: :func:`grader.similarity.audio.find_audio_pairs` reads ``embedding``, ``key`` and :meth:`waveform`."""
+
+    __slots__ = ("embedding", "seconds", "scale", "key", "database")
+
+    def __init__(self, clip: audio_prints.ClipFingerprint, database: Path):
+        self.embedding, self.seconds, self.scale, self.key = clip.embedding, clip.seconds, clip.scale, clip.key
+        self.database = database
+
+    def waveform(self) -> np.ndarray:
+        """:meth:`grader.similarity.audio.ClipFingerprint.waveform`, of the signal read back."""
+        return audio_prints.ClipFingerprint(self.embedding, self.seconds, _signal(self.database, self.key),
+                                            self.scale).waveform()
+
+
+_READERS: dict[tuple[int, Path], sqlite3.Connection] = {}
+"""Read-only connections to a cache database, by process: a forked worker opens its own."""
+
+
+def _signal(database: Path, key: str) -> np.ndarray:
+    """The clip signal kept under ``key``: (samples,) int8."""
+    reader = _READERS.get((os.getpid(), database))
+    if reader is None:
+        reader = _READERS[os.getpid(), database] = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
+    return np.frombuffer(reader.execute("SELECT signal FROM signals WHERE key=?", (key,)).fetchone()[0], np.int8)
 
 
 class _Correlations(dict):

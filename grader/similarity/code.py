@@ -36,11 +36,11 @@ Hashes are BLAKE2b's, so the same code gives the same fingerprint in every proce
 Python 3.11 to 3.13 alike (3.12's f-string tokens are joined into one string token, as 3.11 has it).
 
 Student text is hostile: each unit is read up to :data:`MAX_UNIT_CHARS` (each line up to
-:data:`MAX_LINE_CHARS`) and a submission up to :data:`MAX_SUBMISSION_CHARS`, nothing recurses on the input's nesting, and a unit that is not valid
-Python is fingerprinted anyway: IPython's ``%magic`` and ``!shell`` lines are blanked, indentation is
-stripped before tokenizing (so no indentation error can stop it), and where the tokenizer still
-gives up (an unterminated string, or Python 3.12's limit of 200 nested brackets) the tokens read so
-far are kept and tokenizing resumes on the next line.
+:data:`MAX_LINE_CHARS`) and a submission up to :data:`MAX_SUBMISSION_CHARS`, nothing recurses on the
+input's nesting, and a unit that is not valid Python is fingerprinted anyway: IPython's ``%magic`` and
+``!shell`` lines are blanked, indentation is stripped before tokenizing (so no indentation error can
+stop it), and where the tokenizer still gives up (an unterminated string, or Python 3.12's limit of 200
+nested brackets) the tokens read so far are kept and tokenizing resumes on the next line.
 
 A class is compared as: ``ignored = starter | common_hashes(fingerprints)``, then :func:`compare` on
 each of :func:`candidate_pairs` ``(fingerprints, ignored)``; a pair whose score reaches
