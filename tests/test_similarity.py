@@ -208,3 +208,16 @@ def test_fingerprints_this_grader_cannot_read_are_named_not_fatal(graded, tmp_pa
     comparison = compare_class(out, starter=[PROJECT_ROOT / "rubrics" / "starter"])
     assert comparison.submissions == 2 and {(p.a, p.b) for p in comparison.pairs} == {("ada_111", "eve_555")}
     assert "partial" in comparison.problems[0] and "--force" in comparison.problems[0]
+
+
+def test_a_refused_submission_is_not_taken_for_one_that_lacks_fingerprints(graded, tmp_path):
+    """A zip refused at intake has no fingerprints and nothing to compare: its page says why, and the comparison
+    does not ask for a regrade."""
+    import json
+
+    setup, _ = graded
+    out = tmp_path / "out"
+    shutil.copytree(setup.out_dir, out, ignore=shutil.ignore_patterns("similarity.sqlite"))
+    (out / "results" / "mal_666.json").write_text(json.dumps({"submission_id": "mal_666", "status": "refused"}))
+    comparison = compare_class(out, starter=[PROJECT_ROOT / "rubrics" / "starter"])
+    assert comparison.submissions == 3 and not comparison.problems

@@ -166,11 +166,19 @@ def _class_members(out_dir: Path, cache: _PairCache) -> tuple[dict[str, _Member]
         try:
             members[result.stem] = _member(SubmissionPrints.from_json(path.read_text()), cache, path)
         except (OSError, ValueError, KeyError, TypeError):  # none, or kept by a grader that wrote them otherwise
-            missing.append(result.stem)
-    problems = [f"{len(missing)} submission(s) of {out_dir} have no fingerprints this grader reads (refused at "
-                f"intake, or graded by an earlier version: `grade ... --force` makes them): {', '.join(missing[:10])}"
-                ] if missing else []
+            if _graded(result):  # a refused zip or a grader's failure has nothing to compare: its page says why
+                missing.append(result.stem)
+    problems = [f"{len(missing)} graded submission(s) of {out_dir} have no fingerprints this grader reads (graded "
+                f"by an earlier version: `grade ... --force` makes them): {', '.join(missing[:10])}"] if missing else []
     return members, problems
+
+
+def _graded(result: Path) -> bool:
+    """Whether the result file ``result`` (the grader's own) says its submission was graded."""
+    try:
+        return json.loads(result.read_text()).get("status") == "graded"
+    except (OSError, ValueError):
+        return False
 
 
 def _earlier_members(folder: Path, cache: _PairCache) -> tuple[dict[str, _Member], list[str]]:
