@@ -70,7 +70,7 @@ class SubmissionPrints:
         return cls(data["submission_id"], CodeFingerprint.from_dict(data["code"]), data["sources"],
                    {role: {name: ClipFingerprint.from_dict(clip) for name, clip in clips.items()}
                     for role, clips in data["audio"].items()},
-                   WeightsFingerprint.from_untrusted_json(json.dumps(data["weights"])), data["media"],
+                   WeightsFingerprint.from_json_value(data["weights"]), data["media"],
                    data["problems"])
 
 

@@ -481,7 +481,15 @@ class WeightsFingerprint:
         data = text.encode() if isinstance(text, str) else text
         if len(data) > MAX_SKETCH_JSON_BYTES:
             raise ValueError(f"sketches of {len(data):,} bytes, more than the {MAX_SKETCH_JSON_BYTES:,} read")
-        parsed = parse_json(data, "the sandbox's sketches")
+        return cls.from_json_value(parse_json(data, "the sandbox's sketches"))
+
+    @classmethod
+    def from_json_value(cls, parsed: object) -> WeightsFingerprint:
+        """The fingerprint a parsed JSON value (:meth:`to_json`'s) holds, checked as :meth:`from_untrusted_json` does.
+
+        Raises:
+            ValueError: saying what is wrong.
+        """
         if not isinstance(parsed, dict) or set(parsed) != {"files"} or not isinstance(parsed["files"], list):
             raise ValueError('sketches are an object {"files": [...]}')
         if len(parsed["files"]) > MAX_CHECKPOINT_FILES:
