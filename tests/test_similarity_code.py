@@ -11,6 +11,7 @@ import builtins
 import itertools
 import json
 import random
+import sqlite3
 import time
 from pathlib import Path
 
@@ -22,14 +23,24 @@ from grader.similarity.code import (
     MIN_HASHES,
     REPORT_FROM,
     CodeFingerprint,
-    candidate_pairs,
-    common_hashes,
     compare,
     fingerprint,
 )
+from grader.similarity.code_index import CodeIndex
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "submissions" / "src"
 EXAMPLE_NAMES = sorted(path.name for path in EXAMPLES.iterdir() if path.is_dir())
+
+
+def class_index(prints: list[CodeFingerprint], starter: frozenset[int] = frozenset(), *, database: str = ":memory:",
+                **bounds: float) -> tuple[CodeIndex, set[int], dict[tuple[int, int], float]]:
+    """A class's fingerprints in a :class:`CodeIndex` (submission ``k`` as id ``"{k:04d}"``), the starter's and the
+    class's common hashes ignored: the index, the hashes ignored, and the pairs it lists by index, with their scores."""
+    index = CodeIndex(sqlite3.connect(database))
+    for k, print_ in enumerate(prints):
+        index.add(f"{k:04d}", print_, current=True)
+    index.ignore(starter, **bounds)
+    return index, index.ignored_hashes(), {(int(p.a), int(p.b)): p.score for p in index.pairs()}
 
 
 def example_units(name: str) -> list[tuple[str, str]]:
@@ -186,7 +197,7 @@ def test_independent_examples_score_low():
     """Every pair of the example submissions (independent solutions of the same contract) scores below 0.25,
     with nothing ignored, and still lower once the class's common code is left out."""
     prints = {name: fingerprint(example_units(name)) for name in EXAMPLE_NAMES}
-    common = common_hashes(prints.values())
+    _, common, _ = class_index(list(prints.values()))
     raw = {(a, b): compare(prints[a], prints[b]).score for a, b in itertools.combinations(EXAMPLE_NAMES, 2)}
     assert len(raw) == 15
     assert all(score < 0.25 for score in raw.values()), raw
@@ -251,7 +262,7 @@ def test_starter_code_alone_makes_no_pair():
     assert len(starter) >= MIN_HASHES
     assert compare(first, second).score >= 0.8
     assert compare(first, second, starter).score == 0
-    assert candidate_pairs([first, second], starter) == []
+    assert class_index([first, second], starter)[2] == {}
 
 
 def test_starter_code_is_left_out_of_real_pairs():
@@ -275,19 +286,19 @@ def test_common_hashes_remove_what_much_of_the_class_shares():
     for k in pair:
         units[k].append(("helpers.py", copied))
     prints = [fingerprint(u) for u in units]
-    common = common_hashes(prints)
+    _, common, candidates = class_index(prints)
 
     assert fingerprint([("evaluate.py", snippet)]).hashes <= common
     assert not common & fingerprint([("helpers.py", copied)]).hashes
-    assert common_hashes(prints, min_count=4) == set()
-    assert common_hashes(prints, min_fraction=0.5) == set()
+    assert class_index(prints, min_count=4)[1] == set()
+    assert class_index(prints, min_fraction=0.5)[1] == set()
     assert compare(prints[0], prints[3]).score >= REPORT_FROM
     assert compare(prints[0], prints[3], common).score < 0.25
     assert compare(prints[1], prints[8], common).score >= REPORT_FROM
-    candidates = candidate_pairs(prints, common)
     assert pair in candidates
     for i, j in itertools.combinations(range(10), 2):
         assert ((i, j) in candidates) == bool((prints[i].hashes & prints[j].hashes) - common)
+        assert candidates.get((i, j), 0.0) == compare(prints[i], prints[j], common).score
         assert (i, j) == pair or compare(prints[i], prints[j], common).score < 0.25
 
 
@@ -381,7 +392,7 @@ def test_too_little_code_scores_zero():
 
 def test_class_of_300_is_compared_in_seconds():
     """300 submissions, each the starter plus code of its own, three disguised copies among them: the
-    starter and common code ignored, only pairs sharing a hash are compared, and the copies are what is found."""
+    starter and common code ignored, only pairs sharing a hash are listed, and the copies are what is found."""
     rng = random.Random(7)
     units = [list(STARTER.items()) + [("model.py", random_program(rng, 30))] for _ in range(300)]
     copies = {(12, 140), (77, 78), (201, 299)}
@@ -390,13 +401,40 @@ def test_class_of_300_is_compared_in_seconds():
     prints = [fingerprint(u) for u in units]
 
     started = time.perf_counter()
-    ignored = fingerprint(list(STARTER.items())).hashes | common_hashes(prints)
-    pairs = candidate_pairs(prints, ignored)
-    found = {pair for pair in pairs if compare(prints[pair[0]], prints[pair[1]], ignored).score >= REPORT_FROM}
+    _, ignored, pairs = class_index(prints, fingerprint(list(STARTER.items())).hashes)
+    found = {pair for pair, score in pairs.items() if score >= REPORT_FROM}
     elapsed = time.perf_counter() - started
     assert found == copies
     assert len(pairs) < 300 * 299 // 2 // 4, "the inverted index should rule out most pairs"
     assert elapsed < 3.0, f"{elapsed:.2f} s for {len(pairs)} candidate pairs"
+
+
+def test_a_class_compared_again_counts_only_what_changed(tmp_path):
+    """The index kept on disk: a class compared again with one submission more counts only the pairs its contexts
+    touch and lists the same pairs as a fresh index; a submission left out and brought back (two contexts that were
+    never in one comparison) is counted alone, not missed."""
+    rng = random.Random(3)
+    units = [list(STARTER.items()) + [("model.py", random_program(rng, 20))] for _ in range(30)]
+    units[29] = list(STARTER.items()) + disguised(units[4][2:])
+    prints = [fingerprint(u) for u in units]
+    database = str(tmp_path / "similarity.sqlite")
+    starter = fingerprint(list(STARTER.items())).hashes
+
+    first, _, before = class_index(prints[:29], starter, database=database)
+    first.db.commit()
+    again, _, after = class_index(prints, starter, database=database)
+    _, _, fresh = class_index(prints, starter)
+    assert after == fresh and (4, 29) in after and after[4, 29] >= REPORT_FROM
+    assert again.reused == len(before), "pairs of the 29 kept, not counted again"
+    again.db.commit()
+
+    without = prints[:10] + prints[11:]  # number 10 left out: 11 onwards move down by one
+    class_index(without, starter, database=database)[0].db.commit()
+    index = CodeIndex(sqlite3.connect(database))
+    for k, print_ in enumerate(prints):
+        index.add(f"{k:04d}", print_, current=True)
+    index.ignore(starter)
+    assert {(int(p.a), int(p.b)): p.score for p in index.pairs()} == fresh
 
 
 def test_imports_moved_below_the_code_still_bind_the_library_calls():

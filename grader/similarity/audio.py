@@ -100,8 +100,9 @@ as long as with 3 (tens of seconds on 2 cores)."""
 MU = 255.0
 """mu-law companding of the int8 verification signal (G.711's): some 35 dB SNR over 40 dB of level, where a
 linear int8 code leaves the quiet parts of a clip with one loud burst a few levels."""
-BLOCK = 512
-"""Rows of the (BLOCK, clips) float32 distance matrix computed at once: 12 MB for 6,000 clips."""
+BLOCK_VALUES = 1 << 20
+"""Distances computed at once (a (rows, clips) float32 block, 4 MB, whatever the class's size): rows are
+``BLOCK_VALUES // clips``, at least one."""
 PUBLIC_PREFIX = "public:"
 PUBLIC_SPLITS = ("train", "test")
 """A data set's splits students have: the training clips, and the test clips the student kit ships."""
@@ -378,8 +379,9 @@ def _nearest_pairs(embeddings: np.ndarray, owners: np.ndarray, groups: np.ndarra
     centred = (embeddings - embeddings.mean(axis=0)).astype(np.float32)  # centred: small norms, little rounding
     norms = np.sum(centred**2, axis=1)
     found = [np.zeros(0, np.int64)]  # pairs (i, j) as i * clips + j
-    for start in range(0, len(centred), BLOCK):
-        rows = slice(start, start + BLOCK)
+    block = max(1, BLOCK_VALUES // len(centred))
+    for start in range(0, len(centred), block):
+        rows = slice(start, start + block)
         squared = norms[rows, None] + norms[None, :] - 2.0 * centred[rows] @ centred.T  # (block, clips)
         squared[(owners[rows, None] == owners[None, :]) | (groups[rows, None] != groups[None, :])] = np.inf
         index = np.arange(len(squared))
@@ -405,9 +407,9 @@ def _correlations(clips: Sequence[_Clip], pairs: np.ndarray, workers: int,
     found: dict[tuple[int, int], float] = {}
     partners: dict[int, list[int]] = defaultdict(list)
     for i, j in pairs.tolist():
-        key = (clips[i].fingerprint.key, clips[j].fingerprint.key)
-        if key in known:
-            found[i, j] = known[key]
+        value = known.get((clips[i].fingerprint.key, clips[j].fingerprint.key))
+        if value is not None:
+            found[i, j] = value
         else:
             partners[i].append(j)
     queries = [(clips[i].fingerprint, [clips[j].fingerprint for j in js]) for i, js in partners.items()]

@@ -15,10 +15,10 @@ read without unpickling; nothing runs). Only pairs with a submission of this cla
 
 Pair results (and clip correlations) are kept in ``OUT/similarity.sqlite`` by the digests of the two fingerprints
 and of what else the comparison reads (the ignored hashes), so that a class graded again with one submission more
-compares only that submission's pairs. Memory grows little with the class: each submission is held as its code
-fingerprint, its clips' embeddings (their signals wait in the database) and its checkpoints' keys (the sketches are
-read again for a candidate pair). Written: ``OUT/similarity.csv`` (``a,b,kind,score,evidence``) and the pages
-(:mod:`grader.report.similarity`).
+compares only that submission's pairs. In memory, a submission is its clips' embeddings (some 8 kB) and a few
+names: code hashes, checkpoint keys, clip signals and pair results are in the database, and a submission's
+fingerprints are read again for a pair that needs them. Written: ``OUT/similarity.csv`` (``a,b,kind,score,evidence``)
+and the pages (:mod:`grader.report.similarity`).
 """
 from __future__ import annotations
 
@@ -30,7 +30,6 @@ import json
 import os
 import sqlite3
 import tempfile
-from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +38,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from grader.similarity import audio as audio_prints, code as code_prints, weights as weight_prints
+from grader.similarity.code_index import CodeIndex
 from grader.similarity.prints import FINGERPRINTS_FOLDER, SubmissionPrints
 from reference.files import atomic_write
 
@@ -100,42 +100,34 @@ def compare_class(out_dir: Path, *, against: Iterable[Path] = (), starter: Itera
             earlier.update(found)
             problems += trouble
         everyone = {**members, **earlier}
-        current = set(members)
-        cache.keep_signals()  # the forked workers that correlate clips read them from the database
-        pairs = _code_pairs(members, everyone, current, _starter_hashes(starter), report_from, cache)
-        pairs += _checkpoint_pairs(everyone, current, report_from, cache)
-        pairs += _audio_pairs(out_dir, everyone, current, workers, cache.correlations)
-        cached = cache.hits + cache.correlations.hits
+        pairs = _code_pairs(everyone, _starter_hashes(starter), report_from, cache)
+        pairs += _checkpoint_pairs(everyone, report_from, cache)
+        cache.commit()  # the forked workers that correlate clips read the signals from the database
+        pairs += _audio_pairs(out_dir, everyone, set(members), workers, cache.correlations)
+        cached = cache.hits + cache.correlations.hits + cache.code.reused
     pairs.sort(key=lambda pair: (-pair.score, pair.kind, pair.a, pair.b))
     return Comparison(pairs, len(members), len(earlier), problems, cached)
 
 
-@dataclass(frozen=True)
-class _CodeHashes:
-    """A submission's code fingerprint as the comparison holds it: its hashes (all a pair's score reads), the digest of
-    the whole fingerprint (what its comparisons are kept by) and how to read the whole again (its lines: for the
-    regions of a pair reported)."""
-
-    hashes: frozenset[int]
-    digest: str
-    whole: Callable[[], code_prints.CodeFingerprint]
-
-
 @dataclass
 class _Member:
-    """What the comparison holds in memory of one submission: its code's hashes, its clips without their signals
-    (:class:`_StoredClip`), its checkpoints' candidate keys; the rest is read again (:attr:`_CodeHashes.whole`,
-    :attr:`weights`) only for a pair that needs it, so that memory grows little with the class."""
+    """What the comparison holds in memory of one submission: its clips without their signals (:class:`_StoredClip`)
+    and the digest of its checkpoints' fingerprint. Its code's hashes and its checkpoints' candidate keys are in the
+    database; its whole code fingerprint (for a reported pair's regions) and checkpoints' sketches are read again
+    (:attr:`code`, :attr:`weights`) only for a pair that needs them, so that memory does not grow with the class."""
 
-    code: _CodeHashes
+    code: Callable[[], code_prints.CodeFingerprint]
     audio: dict[str, dict[str, Any]]
-    weight_keys: set[tuple]
+    weights_digest: str
     weights: Callable[[], weight_prints.WeightsFingerprint]
 
 
-def _member(prints: SubmissionPrints, cache: _PairCache, path: Path | None) -> _Member:
-    """``prints`` as the comparison holds it: clip signals moved into ``cache``'s database; the sketches read again
-    from ``path`` when needed (kept in memory where there is no file: an earlier term's zip)."""
+def _member(sid: str, prints: SubmissionPrints, cache: _PairCache, path: Path | None, *, current: bool) -> _Member:
+    """``prints`` as the comparison holds it, under ``sid``: code hashes, checkpoint keys and clip signals moved into
+    ``cache``'s database; the rest read again from ``path`` when needed (kept in memory where there is no file: an
+    earlier term's zip)."""
+    cache.code.add(sid, prints.code, current=current)
+    cache.add_weight_keys(sid, _weight_keys(prints.weights), current=current)
     audio = {role: {name: cache.stored_clip(clip) for name, clip in clips.items()}
              for role, clips in prints.audio.items()}
     code, weights = prints.code, prints.weights
@@ -144,8 +136,7 @@ def _member(prints: SubmissionPrints, cache: _PairCache, path: Path | None) -> _
     else:
         whole_code = functools.partial(_reread, path, "code")
         reread_weights = functools.partial(_reread, path, "weights")
-    return _Member(_CodeHashes(code.hashes, _digest(code.to_dict()), whole_code), audio, _weight_keys(weights),
-                   reread_weights)
+    return _Member(whole_code, audio, _digest(weights.to_json()), reread_weights)
 
 
 def _same(value: Any) -> Any:
@@ -157,14 +148,16 @@ def _reread(path: Path, part: str) -> Any:
     return getattr(SubmissionPrints.from_json(path.read_text()), part)
 
 
-def _class_members(out_dir: Path, cache: _PairCache) -> tuple[dict[str, _Member], list[str]]:
-    """Every submission with a result in ``out_dir`` that has fingerprints, by id, read one at a time; and the ids
-    without any, in words."""
+def _class_members(out_dir: Path, cache: _PairCache, *, prefix: str = "",
+                   current: bool = True) -> tuple[dict[str, _Member], list[str]]:
+    """Every submission with a result in ``out_dir`` that has fingerprints, by ``prefix`` and id, read one at a time;
+    and the ids without any, in words."""
     members, missing = {}, []
     for result in sorted((out_dir / "results").glob("*.json")):
         path = out_dir / FINGERPRINTS_FOLDER / result.name
         try:
-            members[result.stem] = _member(SubmissionPrints.from_json(path.read_text()), cache, path)
+            prints = SubmissionPrints.from_json(path.read_text())
+            members[prefix + result.stem] = _member(prefix + result.stem, prints, cache, path, current=current)
         except (OSError, ValueError, KeyError, TypeError):  # none, or kept by a grader that wrote them otherwise
             if _graded(result):  # a refused zip or a grader's failure has nothing to compare: its page says why
                 missing.append(result.stem)
@@ -184,19 +177,20 @@ def _graded(result: Path) -> bool:
 def _earlier_members(folder: Path, cache: _PairCache) -> tuple[dict[str, _Member], list[str]]:
     """An earlier class, by ``<folder name>/<submission id>``: a graded output folder's kept fingerprints, or those
     of the zips (and submission folders) in ``folder``, made from their files alone (:func:`files_prints`)."""
+    prefix = f"{folder.name}/"
     if (folder / FINGERPRINTS_FOLDER).is_dir():
-        found, problems = _class_members(folder, cache)
-    else:
-        found, problems = {}, []
-        for source in sorted(folder.iterdir()):
-            if source.suffix.lower() == ".zip" or source.is_dir():
-                try:
-                    prints = files_prints(source)
-                except Exception as error:  # intake's refusal, or a file no reader takes: that one is left out
-                    problems.append(f"{source}: not compared ({error})")
-                    continue
-                found[prints.submission_id] = _member(prints, cache, None)
-    return {f"{folder.name}/{sid}": member for sid, member in found.items()}, problems
+        return _class_members(folder, cache, prefix=prefix, current=False)
+    found, problems = {}, []
+    for source in sorted(folder.iterdir()):
+        if source.suffix.lower() == ".zip" or source.is_dir():
+            try:
+                prints = files_prints(source)
+            except Exception as error:  # intake's refusal, or a file no reader takes: that one is left out
+                problems.append(f"{source}: not compared ({error})")
+                continue
+            found[prefix + prints.submission_id] = _member(prefix + prints.submission_id, prints, cache, None,
+                                                           current=False)
+    return found, problems
 
 
 def files_prints(source: Path) -> SubmissionPrints:
@@ -245,42 +239,26 @@ def _starter_hashes(folders: Iterable[Path]) -> set[int]:
     return hashes
 
 
-def _code_pairs(members: dict[str, _Member], everyone: dict[str, _Member], current: set[str],
-                starter: set[int], report_from: float, cache: _PairCache) -> list[Pair]:
-    """Pairs sharing code from ``report_from``, starter code and code common to the class left out.
-
-    A pair's comparison is kept by the two fingerprints and the ignored hashes each holds (all it depends on):
-    one submission more, which moves a few hashes in or out of the common ones, changes only the pairs it
-    touches. Regions are found only for pairs reported (most of a comparison's cost)."""
-    ids = sorted(everyone)
-    fingerprints = [everyone[sid].code for sid in ids]
-    ignored = starter | code_prints.common_hashes(members[sid].code for sid in sorted(members))
-    digests = [_digest([print_.digest, sorted(print_.hashes & ignored)]) for print_ in fingerprints]
+def _code_pairs(everyone: dict[str, _Member], starter: set[int], report_from: float,
+                cache: _PairCache) -> list[Pair]:
+    """Pairs sharing code from ``report_from``, starter code and code common to the class left out: scored in the
+    database (:class:`grader.similarity.code_index.CodeIndex`); the regions of a pair reported are found from the two
+    whole fingerprints read again, and kept by the pair's contexts."""
+    cache.code.ignore(starter)
+    ignored = functools.cache(cache.code.ignored_hashes)
     pairs = []
-    for i, j in code_prints.candidate_pairs(fingerprints, ignored):
-        a, b = ids[i], ids[j]
-        if a not in current and b not in current:
-            continue
-        score, evidence, detail = cache.get_or_make(
-            "code", digests[i], digests[j], "", lambda: _code_score(fingerprints[i], fingerprints[j], ignored))
-        if score >= report_from:
-            if evidence:
-                regions = detail()
-            else:  # kept while below the threshold: its regions are found now
-                score, evidence, regions = cache.remake("code", digests[i], digests[j], "", lambda: _code_match(
-                    fingerprints[i], fingerprints[j], ignored))
-            pairs.append(Pair(a, b, "code", score, evidence, regions))
+    for pair in cache.code.pairs():
+        if pair.score >= report_from:
+            score, evidence, detail = cache.get_or_make("code", pair.context_a, pair.context_b, "", lambda: _code_match(
+                everyone[pair.a].code(), everyone[pair.b].code(), ignored()))
+            pairs.append(Pair(pair.a, pair.b, "code", score, evidence, detail()))
     return pairs
 
 
-def _code_score(a: _CodeHashes, b: _CodeHashes, ignored: set[int]) -> tuple[float, str, list[Any]]:
-    """The pair's score alone (no evidence: regions are found once it is reported)."""
-    return code_prints.compare(a, b, ignored, regions=False).score, "", []
-
-
-def _code_match(a: _CodeHashes, b: _CodeHashes, ignored: set[int]) -> tuple[float, str, list[Any]]:
-    """The pair's score and regions, from the whole fingerprints read again."""
-    match = code_prints.compare(a.whole(), b.whole(), ignored)
+def _code_match(a: code_prints.CodeFingerprint, b: code_prints.CodeFingerprint,
+                ignored: set[int]) -> tuple[float, str, list[Any]]:
+    """The pair's score and regions."""
+    match = code_prints.compare(a, b, ignored)
     regions = [list(region) for region in match.regions]
     shown = "; ".join(f"{r[0]}:{r[1]}-{r[2]} ~ {r[3]}:{r[4]}-{r[5]}" for r in regions[:EVIDENCE_SHOWN])
     more = f" and {len(regions) - EVIDENCE_SHOWN} more" if len(regions) > EVIDENCE_SHOWN else ""
@@ -289,26 +267,15 @@ def _code_match(a: _CodeHashes, b: _CodeHashes, ignored: set[int]) -> tuple[floa
 
 # --------------------------------------------------------------------------- checkpoints
 
-def _checkpoint_pairs(everyone: dict[str, _Member], current: set[str], report_from: float,
-                      cache: _PairCache) -> list[Pair]:
+def _checkpoint_pairs(everyone: dict[str, _Member], report_from: float, cache: _PairCache) -> list[Pair]:
     """Pairs whose checkpoints match from ``report_from``: only pairs sharing a file or a tensor's key are compared,
-    their sketches read again for it."""
-    holders: dict[tuple, set[str]] = defaultdict(set)
-    for sid, member in everyone.items():
-        for key in member.weight_keys:
-            holders[key].add(sid)
-    candidates = {(a, b) for sids in holders.values() if len(sids) > 1 for a in sids for b in sids if a < b}
-    pairs, read = [], {}
-    for a, b in sorted(candidates):
-        if a not in current and b not in current:
-            continue
-        for sid in (a, b):
-            if sid not in read:
-                weights = everyone[sid].weights()
-                read[sid] = (weights, _digest(weights.to_json()))
-        (first, digest_a), (second, digest_b) = read[a], read[b]
-        score, evidence, detail = cache.get_or_make("checkpoint", digest_a, digest_b, "",
-                                                    lambda: _weights_match(first, second))
+    their sketches read again for it (the last few kept)."""
+    read = functools.lru_cache(maxsize=16)(lambda sid: everyone[sid].weights())
+    pairs = []
+    for a, b in cache.weight_candidates():
+        score, evidence, detail = cache.get_or_make("checkpoint", everyone[a].weights_digest,
+                                                    everyone[b].weights_digest, "",
+                                                    lambda: _weights_match(read(a), read(b)))
         if score >= report_from:
             pairs.append(Pair(a, b, "checkpoint", score, evidence, detail()))
     return pairs
@@ -421,64 +388,69 @@ def write_csv(out_dir: Path, comparison: Comparison) -> Path:
 # --------------------------------------------------------------------------- the pair cache
 
 class _PairCache:
-    """Pair comparisons kept in SQLite by (kind, the two fingerprints' digests in order, the context's digest): read
-    whole when opened, written back (what was made) when closed."""
+    """The comparison's database, ``OUT/similarity.sqlite``: pair comparisons kept by (kind, the two fingerprints'
+    digests in order, the context's digest), clip correlations and signals, the code index
+    (:class:`grader.similarity.code_index.CodeIndex`) and, for one comparison, the checkpoints' candidate keys. Each
+    is looked up when wanted, nothing is read whole."""
 
     def __init__(self, path: Path):
         self.path, self.hits = path, 0
-        self.kept: dict[tuple[str, str, str, str], tuple[float, str, str]] = {}
-        self.made: list[tuple] = []
-        self.correlations = _Correlations()
 
     def __enter__(self) -> _PairCache:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(self.path)
-        self.db.execute("CREATE TABLE IF NOT EXISTS pairs (kind TEXT, a TEXT, b TEXT, context TEXT, score REAL, "
-                        "evidence TEXT, detail TEXT, PRIMARY KEY (kind, a, b, context))")
-        self.db.execute("CREATE TABLE IF NOT EXISTS correlations (a TEXT, b TEXT, value REAL, PRIMARY KEY (a, b))")
-        self.db.execute("CREATE TABLE IF NOT EXISTS signals (key TEXT PRIMARY KEY, signal BLOB)")
-        self.kept = {tuple(row[:4]): row[4:] for row in self.db.execute("SELECT * FROM pairs")}
-        self.correlations.update((tuple(row[:2]), row[2]) for row in self.db.execute("SELECT * FROM correlations"))
-        self.correlations.made.clear()
+        self.db.execute("PRAGMA journal_mode = WAL")  # clip signals are read (forked workers too) while pairs are written
+        self.db.executescript("""
+            CREATE TABLE IF NOT EXISTS pairs (kind TEXT, a TEXT, b TEXT, context TEXT, score REAL, evidence TEXT,
+                                              detail TEXT, PRIMARY KEY (kind, a, b, context));
+            CREATE TABLE IF NOT EXISTS correlations (a TEXT, b TEXT, value REAL, PRIMARY KEY (a, b));
+            CREATE TABLE IF NOT EXISTS signals (key TEXT PRIMARY KEY, signal BLOB);
+            CREATE TEMP TABLE weight_keys (key TEXT, sid TEXT, current INTEGER);
+            CREATE INDEX temp.weight_keys_by_key ON weight_keys (key);
+        """)
+        self.code = CodeIndex(self.db)
+        self.correlations = _Correlations(self.db)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        with self.db:
-            self.db.executemany("INSERT OR REPLACE INTO pairs VALUES (?, ?, ?, ?, ?, ?, ?)", self.made)
-            self.db.executemany("INSERT OR REPLACE INTO correlations VALUES (?, ?, ?)",
-                                [(*key, self.correlations[key]) for key in self.correlations.made])
-        self.db.close()
         reader = _READERS.pop((os.getpid(), self.path), None)
         if reader is not None:
             reader.close()
+        self.db.commit()
+        self.db.close()  # the last connection: the write-ahead log is folded in and removed
+
+    def commit(self) -> None:
+        """Commit what was written (the signals :meth:`stored_clip` moved: forked processes read them)."""
+        self.db.commit()
 
     def stored_clip(self, clip: audio_prints.ClipFingerprint) -> _StoredClip:
-        """``clip`` with its signal moved into the database (written by :meth:`keep_signals`)."""
+        """``clip`` with its signal moved into the database."""
         self.db.execute("INSERT OR IGNORE INTO signals VALUES (?, ?)", (clip.key, clip.signal.tobytes()))
         return _StoredClip(clip, self.path)
 
-    def keep_signals(self) -> None:
-        """Commit the signals :meth:`stored_clip` moved, for the processes that read them."""
-        self.db.commit()
+    def add_weight_keys(self, sid: str, keys: set[tuple], *, current: bool) -> None:
+        """Submission ``sid``'s checkpoint keys (:func:`_weight_keys`)."""
+        self.db.executemany("INSERT INTO weight_keys VALUES (?, ?, ?)",
+                            ((json.dumps(key), sid, int(current)) for key in keys))
+
+    def weight_candidates(self) -> Iterable[tuple[str, str]]:
+        """The pairs of submissions ``(a, b)``, ``a < b``, at least one current, that share a checkpoint key."""
+        return self.db.execute("SELECT DISTINCT x.sid, y.sid FROM weight_keys x JOIN weight_keys y ON y.key = x.key "
+                               "AND x.sid < y.sid WHERE x.current OR y.current ORDER BY x.sid, y.sid").fetchall()
 
     def get_or_make(self, kind: str, a: str, b: str, context: str,
                     make: Callable[[], tuple[float, str, list[Any]]]) -> tuple[float, str, Callable[[], list[Any]]]:
         """The kept comparison of ``a`` with ``b`` (digests, in this order: the evidence names ``a``'s side first),
         else ``make()``'s, kept: (score, evidence, a function that gives its detail)."""
-        row = self.kept.get((kind, a, b, context))
+        row = self.db.execute("SELECT score, evidence, detail FROM pairs WHERE kind = ? AND a = ? AND b = ? AND "
+                              "context = ?", (kind, a, b, context)).fetchone()
         if row is not None:
             self.hits += 1
             return row[0], row[1], lambda: json.loads(row[2])
-        score, evidence, detail = self.remake(kind, a, b, context, make)
-        return score, evidence, lambda: detail
-
-    def remake(self, kind: str, a: str, b: str, context: str,
-               make: Callable[[], tuple[float, str, list[Any]]]) -> tuple[float, str, list[Any]]:
-        """``make()``'s comparison, kept in place of what was."""
         score, evidence, detail = make()
-        self.kept[kind, a, b, context] = (score, evidence, json.dumps(detail))
-        self.made.append((kind, a, b, context, score, evidence, json.dumps(detail)))
-        return score, evidence, detail
+        self.db.execute("INSERT OR REPLACE INTO pairs VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        (kind, a, b, context, score, evidence, json.dumps(detail)))
+        return score, evidence, lambda: detail
 
 
 class _StoredClip:
@@ -509,23 +481,31 @@ def _signal(database: Path, key: str) -> np.ndarray:
     return np.frombuffer(reader.execute("SELECT signal FROM signals WHERE key=?", (key,)).fetchone()[0], np.int8)
 
 
-class _Correlations(dict):
-    """Clip correlations by the two clips' keys (:attr:`grader.similarity.audio.ClipFingerprint.key`): those read
-    from the cache count as ``hits``, those set afterwards are ``made`` (to be written back)."""
+class _Correlations:
+    """Clip correlations kept in the database by the two clips' keys
+    (:attr:`grader.similarity.audio.ClipFingerprint.key`), as the mapping
+    :func:`grader.similarity.audio.find_audio_pairs` takes: those found there count as ``hits``."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.made: set[tuple[str, str]] = set()
-        self.hits = 0
+    def __init__(self, db: sqlite3.Connection):
+        self.db, self.hits = db, 0
+
+    def get(self, key: tuple[str, str]) -> float | None:
+        """The correlation kept for ``key``, else None."""
+        row = self.db.execute("SELECT value FROM correlations WHERE a = ? AND b = ?", key).fetchone()
+        self.hits += row is not None
+        return None if row is None else row[0]
+
+    def __contains__(self, key: tuple[str, str]) -> bool:
+        return self.get(key) is not None
 
     def __getitem__(self, key: tuple[str, str]) -> float:
-        if key not in self.made:
-            self.hits += 1
-        return super().__getitem__(key)
+        row = self.db.execute("SELECT value FROM correlations WHERE a = ? AND b = ?", key).fetchone()
+        if row is None:
+            raise KeyError(key)
+        return row[0]
 
     def __setitem__(self, key: tuple[str, str], value: float) -> None:
-        self.made.add(key)
-        super().__setitem__(key, value)
+        self.db.execute("INSERT OR REPLACE INTO correlations VALUES (?, ?, ?)", (*key, value))
 
 
 def _digest(value: Any) -> str:

@@ -42,19 +42,19 @@ input's nesting, and a unit that is not valid Python is fingerprinted anyway: IP
 stop it), and where the tokenizer still gives up (an unterminated string, or Python 3.12's limit of 200
 nested brackets) the tokens read so far are kept and tokenizing resumes on the next line.
 
-A class is compared as: ``ignored = starter | common_hashes(fingerprints)``, then :func:`compare` on
-each of :func:`candidate_pairs` ``(fingerprints, ignored)``; a pair whose score reaches
-:data:`REPORT_FROM` is worth a look.
+Two submissions are compared by :func:`compare`, the hashes of code every student was given or much of the class
+has left out; a whole class, without holding its fingerprints in memory, by :mod:`grader.similarity.code_index`.
+A pair whose score reaches :data:`REPORT_FROM` is worth a look.
 """
 from __future__ import annotations
 
 import hashlib
+import json
 import keyword
-import math
 import re
 import tokenize
 from collections import defaultdict
-from collections.abc import Iterable, Sequence, Set
+from collections.abc import Iterable, Set
 from dataclasses import dataclass
 from functools import cached_property
 from typing import NamedTuple
@@ -119,6 +119,11 @@ class CodeFingerprint:
     def hashes(self) -> frozenset[int]:
         """Every hash of every unit."""
         return frozenset(h for unit in self.units for h in unit.hashes)
+
+    @cached_property
+    def digest(self) -> str:
+        """SHA-256 of the fingerprint's JSON (hex): what comparisons of it are kept by."""
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()
 
     @cached_property
     def places(self) -> dict[int, list[tuple[int, int, int]]]:
@@ -195,36 +200,11 @@ def fingerprint(units: Iterable[tuple[str, str]]) -> CodeFingerprint:
     return CodeFingerprint(tuple(fingerprints), truncated)
 
 
-def common_hashes(fingerprints: Iterable[CodeFingerprint], min_fraction: float = 0.2, min_count: int = 3) -> set[int]:
-    """Hashes of code much of the class has: in at least ``min_fraction`` of the submissions and in at
-    least ``min_count`` of them (common idioms, code from the course's notebooks or a popular tutorial).
-
-    Takes the class's fingerprints; returns the hashes to ignore when its pairs are compared.
-    """
-    counts: dict[int, int] = defaultdict(int)
-    submissions = 0
-    for print_ in fingerprints:
-        submissions += 1
-        for h in print_.hashes:
-            counts[h] += 1
-    needed = max(min_count, math.ceil(min_fraction * submissions))
-    return {h for h, count in counts.items() if count >= needed}
-
-
-def candidate_pairs(fingerprints: Sequence[CodeFingerprint], ignored: Set[int] = frozenset()) -> list[tuple[int, int]]:
-    """The pairs of submissions worth comparing: those sharing a hash that is not ``ignored``.
-
-    Takes the class's fingerprints (and the hashes to leave out: the starter code's and
-    :func:`common_hashes`); returns index pairs ``(i, j)``, ``i < j``, sorted. Built from an
-    inverted index (hash -> submissions), in memory proportional to the fingerprints plus the pairs.
-    """
-    holders: dict[int, list[int]] = defaultdict(list)
-    for index, print_ in enumerate(fingerprints):
-        for h in print_.hashes - ignored:
-            holders[h].append(index)
-    pairs = {(first, second) for indices in holders.values() if len(indices) > 1
-             for k, first in enumerate(indices) for second in indices[k + 1:]}
-    return sorted(pairs)
+def score(shared: int, own_a: int, own_b: int) -> float:
+    """A pair's score: the hashes two submissions share (ignored ones left out) over the count of the one with fewer
+    hashes of its own; 0 when either has fewer than :data:`MIN_HASHES` (too little code of its own to judge)."""
+    smaller = min(own_a, own_b)
+    return 0.0 if smaller < MIN_HASHES else shared / smaller
 
 
 def compare(a: CodeFingerprint, b: CodeFingerprint, ignored: Set[int] = frozenset(), *,
@@ -237,10 +217,8 @@ def compare(a: CodeFingerprint, b: CodeFingerprint, ignored: Set[int] = frozense
     """
     own_a, own_b = a.hashes - ignored, b.hashes - ignored
     shared = own_a & own_b
-    if min(len(own_a), len(own_b)) < MIN_HASHES:
-        return CodeMatch(0.0, len(shared), ())
-    score = len(shared) / min(len(own_a), len(own_b))
-    return CodeMatch(score, len(shared), _regions(a, b, shared) if regions else ())
+    value = score(len(shared), len(own_a), len(own_b))
+    return CodeMatch(value, len(shared), _regions(a, b, shared) if regions and value else ())
 
 
 def _regions(a: CodeFingerprint, b: CodeFingerprint, shared: Set[int]) -> tuple[Region, ...]:
