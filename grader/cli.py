@@ -7,6 +7,8 @@
     grade baseline              compute and cache the reference baseline
     grade rubric check FILE     validate a rubric
     grade report OUT            re-render every page and export of OUT from its results
+    grade similarity OUT        pairs of submissions sharing code, audio or a checkpoint
+    grade listen make|serve|export|import|results OUT   a blind listening test of the class's audio
     grade gradescope            grade inside Gradescope's autograder
     grade export gradescope --out FILE.zip   the autograder zip to upload to Gradescope
     grade env build [--rubric FILE]          build the environment student code runs with

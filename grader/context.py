@@ -88,13 +88,16 @@ RUNNERS = {"reconstruct": ("reconstruct", "generation", "checkpoint"), "sample":
 
 @dataclass
 class Outcome:
-    """A check's verdict: the share of the item's points (0..1), why, and what it saw."""
+    """A check's verdict: the share of the item's points (0..1), why, and what it saw; ``skipped``: the item could
+    not be judged for a reason that is no one's fault yet (too few listening ratings): it counts neither way, its
+    points left out of the result's maximum."""
 
     fraction: float
     explanation: str
     evidence: list[str] = field(default_factory=list)
     metrics: dict[str, Any] = field(default_factory=dict)
     error: bool = False
+    skipped: bool = False
 
 
 @dataclass

@@ -36,7 +36,7 @@ from grader.artefacts import CHECKS_PACKAGE, provider
 from reference.files import atomic_write
 from grader.discovery import Discovery
 from grader.results import RunEntry
-from grader.rubric import Item, Rubric
+from grader.rubric import CLASS_SECTIONS, Item, Rubric
 
 EVIDENCE_FOLDER = "evidence"
 """Folder of an output folder that holds the kept evidence, one file per submission id."""
@@ -49,7 +49,8 @@ def making_rubric(rubric: Rubric, items: list[Item]) -> str:
     (those graded) as its items."""
     written = json.loads(rubric.model_dump_json())
     written.pop("rubric")  # its id, title, version and total points
-    written.pop("similarity")  # what is reported of the class, never of one submission
+    for section in CLASS_SECTIONS:
+        written.pop(section)
     graded = {item.id: item.check for item in items}
     kept_items = []
     for item in written["items"]:

@@ -25,7 +25,7 @@ from typing import Callable
 
 from grader import evidence
 from grader.artefacts import CHECKS_PACKAGE, closure, needs_of, provider
-from grader.cache import cache_key, content_digest, evidence_key, mounts_digest
+from grader.cache import cache_key, content_digest, evidence_key, key as parts_digest, mounts_digest
 from grader.checks import quiz as quiz_check
 from grader.context import CheckContext, Outcome
 from grader.code import read_code
@@ -34,11 +34,13 @@ from grader.similarity.prints import keep_prints
 from grader.environment import StudentEnvironment, for_rubric
 from grader.heldout import HeldoutSet
 from grader.intake import IntakeRefused, Submission, submission_id, unpack
+from grader.listening.results import RATINGS_CHECKS, scores_path
 from grader.results import ItemResult, QuestionOutcome, SubmissionResult, Versions, utc_now
-from grader.rubric import Item, Rubric
+from grader.rubric import CLASS_SECTIONS, Item, Rubric
 from grader.run_cache import RUNS_FOLDER, RunCache
 from grader.scoring import Baseline
 from grader.scratch import Scratch
+from reference.files import file_digest
 from reference.parallel import one_blas_thread
 
 RESULTS_FOLDER = "results"
@@ -72,14 +74,25 @@ class GradingSetup:
 
     def cache_key(self, source: str | Path) -> str:
         """The key a result of ``source`` graded with this setup carries (:mod:`grader.cache`); "" (never
-        reused) where ``source`` cannot be read: intake then says what is wrong with it."""
+        reused) where ``source`` cannot be read: intake then says what is wrong with it. Where an item grades
+        with the listening test's ratings, the key holds :meth:`ratings_digest` too, so that new ratings re-score."""
         try:
             content = content_digest(source)
         except OSError:
             return ""
-        return cache_key(content, self.rubric.model_dump_json(exclude={"similarity"}), self.heldout.digest,
-                         environment_digest=self.environment.digest, student_mode=self.student_mode,
-                         allow_unsandboxed=self.allow_unsandboxed)
+        graded = cache_key(content, self.rubric.model_dump_json(exclude=set(CLASS_SECTIONS)), self.heldout.digest,
+                           environment_digest=self.environment.digest, student_mode=self.student_mode,
+                           allow_unsandboxed=self.allow_unsandboxed)
+        ratings = self.ratings_digest()
+        return graded if ratings is None else parts_digest(graded, "listening", ratings)
+
+    def ratings_digest(self) -> str | None:
+        """sha256 of ``OUT/listening.csv`` ("absent" when there is none) where an item grades with it (check
+        ``listening``, :data:`grader.listening.results.RATINGS_CHECKS`); None where none does."""
+        if not any(item.check in RATINGS_CHECKS for item in self.items()):
+            return None
+        path = scores_path(self.out_dir)
+        return file_digest(path) if path.is_file() else "absent"
 
     def evidence_key(self, source: str | Path) -> str:
         """The key of ``source``'s kept evidence graded with this setup (:mod:`grader.evidence`); "" (never kept)
@@ -229,6 +242,7 @@ def _grade(source: Path, sid: str, setup: GradingSetup, scratch: Scratch, kept_a
     checks_started = time.perf_counter()
     graded = {item.id: _run_item(ctx, item) for item in grading_order(setup.items())}
     items = [graded[item.id] for item in setup.items()]
+    left_out = sum(item.points for item in setup.items() if graded[item.id].status == "skipped")
     quiz, problem = _quiz(ctx, setup)
     student_code = sum(run.result.wall_seconds for run in ctx.runs if not run.reused)
     timings = {"intake": round(intake_seconds, 4), "student_code": round(student_code, 4),
@@ -240,7 +254,7 @@ def _grade(source: Path, sid: str, setup: GradingSetup, scratch: Scratch, kept_a
     measured = made.get("reconstruct.metrics")
     result = SubmissionResult(
         submission_id=sid, source=str(source), status="graded", student=student, total=round(total, 4),
-        max_total=setup.max_total, items=items, quiz=quiz, runs=ctx.runs,
+        max_total=setup.max_total - left_out, items=items, quiz=quiz, runs=ctx.runs,
         clip_metrics=measured.clip_metrics if measured else [], comparison=measured.comparison if measured else {},
         listen=made["reconstruct.listen"].clips if "reconstruct.listen" in made else [],
         samples=made.get("samples.handed_in", []),
@@ -294,12 +308,20 @@ def _run_item(ctx: CheckContext, item: Item) -> ItemResult:
     except (Exception, SystemExit) as error:  # SystemExit: a library the check calls may call sys.exit
         outcome = Outcome(0.0, f"The check failed inside the grader ({type(error).__name__}: {error}); "
                                f"this is not your fault, tell the instructor.", error=True)
+    return item_result(item, outcome, time.perf_counter() - started)
+
+
+def item_result(item: Item, outcome: Outcome, seconds: float) -> ItemResult:
+    """``item``'s result from its check's ``outcome`` (judged in ``seconds``): the share of its points, clipped to
+    0..1, and the status it earns; a skipped item has no points out of none (the result's maximum leaves its points
+    out)."""
     fraction = min(1.0, max(0.0, outcome.fraction))
-    status = "error" if outcome.error else "passed" if fraction >= 1 else "partial" if fraction > 0 else "failed"
-    return ItemResult(id=item.id, title=item.title, checklist=item.checklist, points=round(item.points * fraction, 4),
-                      max_points=item.points, status=status, visibility=item.visibility,
-                      explanation=outcome.explanation, evidence=outcome.evidence,
-                      metrics=outcome.metrics, seconds=round(time.perf_counter() - started, 3))
+    status = ("skipped" if outcome.skipped else "error" if outcome.error else "passed" if fraction >= 1
+              else "partial" if fraction > 0 else "failed")
+    points, max_points = (0.0, 0.0) if outcome.skipped else (round(item.points * fraction, 4), item.points)
+    return ItemResult(id=item.id, title=item.title, checklist=item.checklist, points=points, max_points=max_points,
+                      status=status, visibility=item.visibility, explanation=outcome.explanation,
+                      evidence=outcome.evidence, metrics=outcome.metrics, seconds=round(seconds, 3))
 
 
 def _quiz(ctx: CheckContext, setup: GradingSetup) -> tuple[list[QuestionOutcome], str]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import re
 import tomllib
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
@@ -31,6 +32,11 @@ CHECKLIST = ("Audio data pre-processed", "Model implemented and trained", "Audio
 """The assignment's own checklist; every item belongs to one of these."""
 Visibility = Literal["visible", "hidden", "after_due_date", "after_published"]
 """Gradescope's words: who sees an item, and when."""
+
+
+CLASS_SECTIONS = frozenset({"similarity", "listening", "term"})
+"""Rubric sections about the class and its dates, not about grading one submission: left out of the keys by which
+a submission's result and evidence are reused (:mod:`grader.cache`, :mod:`grader.evidence`)."""
 
 
 def _check_kind(value: str) -> str:
@@ -153,6 +159,33 @@ class Similarity(_Strict):
         "assignment's own snippets, templates. Code pairs leave it out."))
 
 
+class Term(_Strict):
+    """``[term]``: the course's dates."""
+
+    due: datetime | None = Field(None, description=(
+        "The due date, ISO 8601 with a UTC offset (\"2026-12-04T23:59:00-05:00\"): a listening test's peer mode "
+        "plays the held-out clips to students, so it is refused before it."))
+
+    @field_validator("due", mode="before")
+    @classmethod
+    def _with_offset(cls, value: Any) -> Any:
+        when = datetime.fromisoformat(value) if isinstance(value, str) else value
+        if isinstance(when, datetime) and when.tzinfo is None:
+            raise ValueError(f"{value!r} has no UTC offset: write it as e.g. \"2026-12-04T23:59:00-05:00\" or "
+                             "with Z for UTC")
+        return when
+
+
+class Listening(_Strict):
+    """``[listening]``: listening tests of the class's audio (``grade listen``, :mod:`grader.listening`)."""
+
+    ratings_per_submission: int = Field(5, ge=1, le=100, description=(
+        "Ratings each submission gets at least (each a rated stimulus of its audio)."))
+    submissions_per_trial: int = Field(4, ge=1, le=12, description=(
+        "MUSHRA: students' outputs in one trial, beside the hidden reference, the anchor, the reference solution "
+        "and Griffin-Lim (BS.1534-3 advises at most 12 conditions in all)."))
+
+
 class Rubric(_Strict):
     rubric: RubricInfo
     limits: Limits = Limits()
@@ -161,6 +194,8 @@ class Rubric(_Strict):
     items: list[Item] = Field(min_length=1)
     quiz: Quiz | None = None
     similarity: Similarity = Similarity()
+    term: Term = Term()
+    listening: Listening = Listening()
     _folder: Path = PrivateAttr(default=PROJECT_ROOT / "rubrics")
     """The rubric file's folder: relative paths in it are tried there first (set by :func:`load_rubric`)."""
 

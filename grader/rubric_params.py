@@ -24,6 +24,7 @@ from pydantic_core import PydanticCustomError
 from grader.evidence_kinds import EVIDENCE
 from grader.contract import ROLES
 from grader.heldout import PROBE_COUNT
+from grader.listening.model import SCALES, Kind
 from grader.scoring import HELDOUT_METRICS
 from reference.evaluation import METRICS
 
@@ -190,10 +191,52 @@ class ClaimsParams(CheckParams):
     snr_tolerance_db: float = Field(3.0, ge=0.0, description="A reported SNR agrees within this many dB.")
 
 
+class ListeningParams(CheckParams):
+    """``listening``: the submission's score in the class's listening test (``OUT/listening.csv``, ``grade listen
+    results``), between two bars (:mod:`grader.checks.listening`)."""
+
+    kind: Kind = Field("mushra", description="The test scored: mushra (reconstructions of held-out clips, 0-100) "
+                       "or mos (samples, 1-5).")
+    full_at: Literal["reference"] | float = Field(
+        "reference", description="Full points at the reference solution's MUSHRA score in the same test, or at a "
+        "score (a MOS test has no reference solution: write a number).")
+    floor_at: Literal["anchor"] | float = Field(
+        "anchor", description="No points at or below the 3.5 kHz anchor's MUSHRA score in the same test, or a score "
+        "(a MOS test has no anchor: write a number).")
+    min_ratings: int = Field(5, ge=1, description="Ratings of the submission's audio (from the raters kept) it "
+                             "needs to be scored; with fewer the item is skipped, its points left out of the "
+                             "maximum, until more ratings come.")
+
+    @field_validator("full_at", "floor_at", mode="before")
+    @classmethod
+    def _a_system_or_a_number(cls, value: Any, info: ValidationInfo) -> Any:
+        system = "reference" if info.field_name == "full_at" else "anchor"
+        return one_of(value, (system,), "a system of the test or a number") if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _bars_on_the_scale(self) -> "ListeningParams":
+        low, high = SCALES[self.kind]
+        numbers = {}
+        for bar, value in (("full_at", self.full_at), ("floor_at", self.floor_at)):
+            if isinstance(value, str):
+                if self.kind != "mushra":
+                    raise ValueError(f"{bar} = {value!r}: a {self.kind} test has no {value}; set {bar} to a score "
+                                     f"from {low} to {high}")
+            elif not low <= value <= high:
+                raise ValueError(f"{bar} = {value:g} is off the {self.kind} scale, {low} to {high}")
+            else:
+                numbers[bar] = value
+        if len(numbers) == 2:
+            problem = no_room(numbers["full_at"], numbers["floor_at"], higher_is_better=True)
+            if problem:
+                raise ValueError(f"full_at {self.full_at:g} and floor_at {self.floor_at:g}: {problem}")
+        return self
+
+
 CHECK_PARAMS: dict[str, type[CheckParams]] = {
     "checkpoint": CheckpointParams, "claims": ClaimsParams, "files": FilesParams, "generation": GenerationParams,
-    "mfcc": MfccParams, "reconstruct": QualityParams, "sample": SampleParams, "samples": SamplesParams,
-    "static": StaticParams}
+    "listening": ListeningParams, "mfcc": MfccParams, "reconstruct": QualityParams, "sample": SampleParams,
+    "samples": SamplesParams, "static": StaticParams}
 """Every check kind (a module of grader/checks/ with a ``check(ctx, item)`` function) and its parameters' model."""
 
 

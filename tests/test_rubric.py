@@ -172,7 +172,7 @@ def test_typed_params_read_as_the_dict_the_rubric_wrote_and_serialise_as_written
 
 BAD_PARAMS = [
     ('check = "claims"', 'check = "quiz"', r'items\[11\]\.check \(id "evaluation-claims"\): "quiz" is not a check '
-     r"kind; allowed: checkpoint, claims, files, generation, mfcc, reconstruct, sample, samples, static$"),
+     r"kind; allowed: checkpoint, claims, files, generation, listening, mfcc, reconstruct, sample, samples, static$"),
     ('metric = "pesq_wb"', 'metric = "mcd_dtw"', r'items\[6\]\.params\.metric \(id "model-quality"\): "mcd_dtw" is not '
      r"a metric the grader scores on held-out clips; allowed: estoi, lsd, mcd, mel_l1, pesq_nb, pesq_wb, seg_snr, "
      r"si_sdr, snr, stoi$"),

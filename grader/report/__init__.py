@@ -1,7 +1,8 @@
 """Reports and exports, rendered from a grading's output folder alone (``OUT/results/*.json``, ``OUT/media``).
 
 ``render_all(OUT)`` (re)writes every submission page, the class page ``index.html``,
-``grades.csv``, ``junit.xml`` and ``gradescope/<id>.json``; nothing is re-graded.
+``grades.csv``, ``junit.xml`` and ``gradescope/<id>.json``; nothing is re-graded. Where
+``grade listen results`` scored a listening test (``OUT/listening.csv``), the pages show it.
 See :mod:`grader.report.html` for the folder's layout and :mod:`grader.report.exports`
 for the formats.
 """
@@ -13,8 +14,8 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from grader.report.exports import write_exports
-from grader.report.html import (INSTRUCTOR, PAGES_FOLDER, Audience, page_path, student_audience, write_class_page,
-                                write_submission_page)
+from grader.report.html import (INSTRUCTOR, PAGES_FOLDER, Audience, page_path, read_listening, student_audience,
+                                write_class_page, write_submission_page)
 from grader.results import SubmissionResult
 from grader.rubric import Rubric
 
@@ -62,10 +63,12 @@ def render_all(out_dir: str | os.PathLike, rubric: Rubric | None = None, *, audi
     """
     out_dir = Path(out_dir)
     results, problems = read_results(out_dir)
+    listening, listening_problem = read_listening(out_dir)
     for result in results:
-        write_submission_page(result, out_dir, rubric=rubric, audience=audience, embed_media=embed_media)
+        write_submission_page(result, out_dir, rubric=rubric, audience=audience, embed_media=embed_media,
+                              listening=listening)
     kept = {page_path(out_dir, r.submission_id) for r in results}
     for stale in set((out_dir / PAGES_FOLDER).glob("*.html")) - kept:
         stale.unlink()
     write_exports(results, out_dir, rubric)
-    return write_class_page(results, out_dir, problems)
+    return write_class_page(results, out_dir, problems, listening, listening_problem)

@@ -7,6 +7,7 @@ can be re-rendered without re-grading. Layout of a report folder ``OUT``::
     OUT/pages/<submission id>.html  one page per submission
     OUT/spectrograms/<sha256>.png   log-mel pictures, cached by the audio's content
     OUT/media/<submission id>/...   audio the grader copied (read, never written here)
+    OUT/listening.csv               a listening test's scores, drawn where there is one (read, never written here)
 
 Audio and pictures are linked by relative paths (``../media/...``), so the folder
 opens from the file system, moves as a whole, and a page stays small (its audio is
@@ -39,6 +40,9 @@ from urllib.parse import quote
 
 import jinja2
 
+from grader.listening.model import SCALES, Kind
+from grader.listening.results import (DIGITS, KIND_WORDS, RATINGS_CHECKS, SYSTEM_WORDS, Score, Scoring,
+                                      UnreadableScores, read_scoring)
 from grader.report.spectrograms import LOG_MAX, LOG_MIN, SPECTROGRAM_FOLDER, spectrogram_png
 from grader.results import ItemResult, SubmissionResult
 from grader.rubric import Rubric
@@ -65,6 +69,16 @@ RUNS_LISTED = 10
 """How many of the slowest runs the class page lists."""
 LMS_ID_LABELS = {"canvas": "Canvas user id", "moodle": "Moodle participant id", "blackboard": "Blackboard username"}
 """What each LMS's user id is called (:class:`grader.identity.LmsIdentity`)."""
+PLOT_WIDTH, PLOT_HEIGHT = 740, 270
+"""The listening plot's SVG size, in its own units (px at full width)."""
+PLOT_LEFT, PLOT_RIGHT, PLOT_TOP, PLOT_BOTTOM = 44, 580, 10, 236
+"""Its plotting area; the systems' labels stand right of it."""
+PLOT_LABELS = {"hidden_reference": "hidden reference", "anchor": "anchor", "reference": "reference solution",
+               "griffin_lim": "Griffin-Lim", "natural": "natural"}
+PLOT_COLOURS = {"hidden_reference": "#1e7b34", "anchor": "#b3261e", "reference": "#1a5fb4", "griffin_lim": "#a86400",
+                "natural": "#1e7b34"}
+LABEL_GAP = 13
+"""Least vertical distance between two systems' labels, so that systems scored alike stay readable."""
 
 
 @dataclass(frozen=True)
@@ -227,8 +241,10 @@ def _declared(result: SubmissionResult) -> str:
 
 
 def submission_context(result: SubmissionResult, out_dir: Path, *, rubric: Rubric | None = None,
-                       audience: Audience = INSTRUCTOR, embed_media: bool = False) -> dict[str, Any]:
-    """Everything the submission template shows, filtered for ``audience``."""
+                       audience: Audience = INSTRUCTOR, embed_media: bool = False,
+                       listening: Scoring | None = None) -> dict[str, Any]:
+    """Everything the submission template shows, filtered for ``audience``; ``listening``: the class's listening
+    test (:func:`read_listening`), whose scores of this submission and of the systems the page shows."""
     page_dir = out_dir / PAGES_FOLDER
     links = MediaLinks(out_dir, page_dir, embed_media)
     shown = [item for item in result.items if audience.sees(item.visibility)]
@@ -278,11 +294,12 @@ def submission_context(result: SubmissionResult, out_dir: Path, *, rubric: Rubri
         "manifest": result.discovery.get("manifest"),
         "manifest_errors": result.discovery.get("manifest_errors") or [],
         "class_page": None if embed_media else links.src(out_dir / CLASS_PAGE),
+        "listening": _submission_listening(result, listening, rubric, audience),
     }
 
 
 def render_submission(result: SubmissionResult, out_dir: str | os.PathLike, **options) -> str:
-    """The HTML of one submission's page (options: ``rubric``, ``audience``, ``embed_media``)."""
+    """The HTML of one submission's page (options: ``rubric``, ``audience``, ``embed_media``, ``listening``)."""
     return environment().get_template("submission.html.j2").render(
         submission_context(result, Path(out_dir), **options))
 
@@ -309,20 +326,24 @@ def _histogram(totals: list[float], max_total: float, bins: int = 10) -> list[di
 
 
 def _columns(results: list[SubmissionResult]) -> list[dict[str, Any]]:
-    """Every item of any result, in the order first seen, with its title and maximum."""
+    """Every item of any result, in the order first seen, with its title and maximum (the largest: a skipped item
+    has none)."""
     columns: dict[str, dict[str, Any]] = {}
     for result in results:
         for item in result.items:
-            columns.setdefault(item.id, {"id": item.id, "title": item.title, "max_points": item.max_points,
-                                         "checklist": item.checklist})
+            column = columns.setdefault(item.id, {"id": item.id, "title": item.title, "max_points": item.max_points,
+                                                  "checklist": item.checklist})
+            column["max_points"] = max(column["max_points"], item.max_points)
     return list(columns.values())
 
 
 def _pass_rates(results: list[SubmissionResult], columns: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per item over the graded submissions: mean share of points, share passed (full points), errors."""
+    """Per item over the graded submissions that judged it (not skipped): mean share of points, share passed (full
+    points), errors."""
     rates = []
     for column in columns:
-        outcomes = [item for r in results if r.status == "graded" for item in r.items if item.id == column["id"]]
+        outcomes = [item for r in results if r.status == "graded" for item in r.items
+                    if item.id == column["id"] and item.status != "skipped"]
         if not outcomes:
             continue
         rates.append({**column, "count": len(outcomes),
@@ -337,10 +358,12 @@ def _runs(results: list[SubmissionResult]) -> list[dict[str, Any]]:
              "item": run.item_id, "purpose": run.purpose, "result": run.result} for r in results for run in r.runs]
 
 
-def class_context(results: list[SubmissionResult], problems: Iterable[str] = (),
-                  similarity: bool = False) -> dict[str, Any]:
-    """Everything the class page shows: one row per result, histogram, pass rates, slow and failed runs; and, with
-    ``similarity``, a link to the pairs of submissions found alike (``similarity.html``)."""
+def class_context(results: list[SubmissionResult], problems: Iterable[str] = (), similarity: bool = False,
+                  listening: Scoring | None = None, listening_problem: str = "") -> dict[str, Any]:
+    """Everything the class page shows: one row per result, histogram, pass rates, slow and failed runs; with
+    ``similarity``, a link to the pairs of submissions found alike (``similarity.html``); with ``listening`` (the
+    class's listening test, :func:`read_listening`), its scores drawn and its screening, or why they could not be
+    read (``listening_problem``)."""
     columns = _columns(results)
     graded = [r for r in results if r.status == "graded"]
     max_total = max((r.max_total for r in results), default=0.0)
@@ -372,17 +395,118 @@ def class_context(results: list[SubmissionResult], problems: Iterable[str] = (),
         "failed": [run for run in runs if run["result"].verdict != "ok"],
         "problems": list(problems),
         "similarity": similarity,
+        "listening": _class_listening(listening),
+        "listening_problem": listening_problem,
     }
 
 
-def render_class_page(results: list[SubmissionResult], problems: Iterable[str] = (), similarity: bool = False) -> str:
+def render_class_page(results: list[SubmissionResult], problems: Iterable[str] = (), similarity: bool = False,
+                      listening: Scoring | None = None, listening_problem: str = "") -> str:
     """The HTML of the class page (``problems``: results that could not be read, in words; ``similarity``: link
-    the similarity page)."""
-    return environment().get_template("class.html.j2").render(class_context(results, problems, similarity))
+    the similarity page; ``listening``: the listening test's scores and screening, or ``listening_problem``)."""
+    return environment().get_template("class.html.j2").render(class_context(results, problems, similarity,
+                                                                             listening, listening_problem))
 
 
-def write_class_page(results: list[SubmissionResult], out_dir: str | os.PathLike, problems: Iterable[str] = ()) -> Path:
-    """Write ``OUT/index.html`` (atomically), linking ``OUT/similarity.html`` where the class has one."""
+def write_class_page(results: list[SubmissionResult], out_dir: str | os.PathLike, problems: Iterable[str] = (),
+                     listening: Scoring | None = None, listening_problem: str = "") -> Path:
+    """Write ``OUT/index.html`` (atomically), linking ``OUT/similarity.html`` where the class has one; with the
+    listening test (:func:`read_listening`) where it is given."""
     target = Path(out_dir) / CLASS_PAGE
-    atomic_write(target, render_class_page(results, problems, (Path(out_dir) / "similarity.html").is_file()))
+    atomic_write(target, render_class_page(results, problems, (Path(out_dir) / "similarity.html").is_file(),
+                                           listening, listening_problem))
     return target
+
+
+# --------------------------------------------------------------------------- the listening test
+
+def read_listening(out_dir: str | os.PathLike) -> tuple[Scoring | None, str]:
+    """The class's listening test as scored (:func:`grader.listening.results.read_scoring`; None where none was),
+    and, in words, why it could not be read ('' when it could; the pages are then rendered without it)."""
+    try:
+        return read_scoring(Path(out_dir)), ""
+    except (OSError, UnreadableScores) as error:
+        return None, str(error)
+
+
+def _score_cells(score: Score) -> dict[str, Any]:
+    """A score's table cells: its mean and interval as text (:data:`grader.listening.results.DIGITS`), its
+    ratings, what it sorts by and its share of the scale (%)."""
+    digits = DIGITS[score.kind]
+    low, high = SCALES[score.kind]
+    return {"score": "–" if score.score is None else f"{score.score:.{digits}f}",
+            "interval": "–" if score.ci_low is None else f"{score.ci_low:.{digits}f} to {score.ci_high:.{digits}f}",
+            "ratings": score.ratings, "sort": -1 if score.score is None else score.score,
+            "share": 0.0 if score.score is None else 100 * (score.score - low) / (high - low)}
+
+
+def _submission_listening(result: SubmissionResult, listening: Scoring | None, rubric: Rubric | None,
+                          audience: Audience) -> dict[str, Any] | None:
+    """The submission's listening score beside the systems' of its test; None where it is in no test, or the
+    audience is a student who sees no ``listening`` item of the rubric."""
+    if listening is None:
+        return None
+    if audience != INSTRUCTOR and not (rubric and any(item.check in RATINGS_CHECKS and audience.sees(item.visibility)
+                                                      for item in rubric.items)):
+        return None
+    own = next((score for score in listening.scores if score.submission == result.submission_id), None)
+    if own is None:
+        return None
+    systems = [score for score in listening.scores if score.system is not None and score.kind == own.kind]
+    low, high = SCALES[own.kind]
+    return {"kind": KIND_WORDS[own.kind], "scale": f"{low} to {high}",
+            "rows": [{"label": "this submission", "own": True, **_score_cells(own)}]
+            + [{"label": SYSTEM_WORDS[score.system], "own": False, **_score_cells(score)} for score in systems]}
+
+
+def _class_listening(listening: Scoring | None) -> dict[str, Any] | None:
+    """The listening test's section of the class page: one plot per kind scored, the tables and the screening."""
+    if listening is None:
+        return None
+    kinds = [kind for kind in SCALES if any(score.kind == kind for score in listening.scores)]
+    return {"plots": [_listening_plot([score for score in listening.scores if score.kind == kind], kind)
+                      for kind in kinds],
+            "screening": listening.screening}
+
+
+def _listening_plot(scores: list[Score], kind: Kind) -> dict[str, Any]:
+    """One kind's scores as an SVG's shapes (``viewBox 0 0 PLOT_WIDTH PLOT_HEIGHT``): the submissions scored, best
+    first, each a dot at its mean on a line over its 95% interval (clipped to the scale), linking its page; the
+    systems as dashed lines across, their intervals shaded, labelled right of the plot; and the tables' rows."""
+    low, high = SCALES[kind]
+
+    def y(value: float) -> float:
+        return round(PLOT_BOTTOM - (min(high, max(low, value)) - low) / (high - low) * (PLOT_BOTTOM - PLOT_TOP), 1)
+
+    submissions = [score for score in scores if score.system is None]
+    rated = sorted((score for score in submissions if score.score is not None),
+                   key=lambda score: (-score.score, score.submission))
+    step = (PLOT_RIGHT - PLOT_LEFT) / max(1, len(rated))
+    points = [{"x": round(PLOT_LEFT + (k + 0.5) * step, 1), "y": y(score.score),
+               "low": None if score.ci_low is None else y(score.ci_low),
+               "high": None if score.ci_high is None else y(score.ci_high),
+               "href": quote(f"{PAGES_FOLDER}/{score.submission}.html"),
+               "title": f"{score.submission}: {score.interval()}"} for k, score in enumerate(rated)]
+    systems = sorted(({"name": score.system, "y": y(score.score), "colour": PLOT_COLOURS[score.system],
+                       "band": None if score.ci_low is None else (y(score.ci_high), y(score.ci_low)),
+                       "label": f"{PLOT_LABELS[score.system]} {_score_cells(score)['score']}",
+                       "title": f"{SYSTEM_WORDS[score.system]}: {score.interval()}"}
+                      for score in scores if score.system is not None and score.score is not None),
+                     key=lambda system: system["y"])
+    label_y = [system["y"] for system in systems]
+    for k in range(1, len(label_y)):  # labels of systems scored alike pushed apart, downwards, then back up
+        label_y[k] = max(label_y[k], label_y[k - 1] + LABEL_GAP)
+    for k in reversed(range(len(label_y))):
+        label_y[k] = min(label_y[k], PLOT_BOTTOM if k == len(label_y) - 1 else label_y[k + 1] - LABEL_GAP)
+    tick_step = 20 if kind == "mushra" else 1
+    return {"kind": kind, "title": f"{KIND_WORDS[kind]} ({low} to {high})",
+            "width": PLOT_WIDTH, "height": PLOT_HEIGHT, "left": PLOT_LEFT, "right": PLOT_RIGHT, "top": PLOT_TOP,
+            "bottom": PLOT_BOTTOM, "radius": round(min(3.5, max(1.2, step * 0.35)), 1),
+            "stroke": round(min(1.5, max(0.5, step * 0.3)), 1),
+            "ticks": [{"y": y(value), "label": value} for value in range(low, high + 1, tick_step)],
+            "points": points, "systems": [{**system, "label_y": round(at, 1)} for system, at in zip(systems, label_y)],
+            "unrated": len(submissions) - len(rated),
+            "rows": [{"submission": score.submission, "href": quote(f"{PAGES_FOLDER}/{score.submission}.html"),
+                      **_score_cells(score)} for score in sorted(submissions, key=lambda score: score.submission)],
+            "system_rows": [{"label": SYSTEM_WORDS[score.system], **_score_cells(score)}
+                            for score in scores if score.system is not None]}

@@ -399,7 +399,8 @@ class _PairCache:
     def __enter__(self) -> _PairCache:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(self.path)
-        self.db.execute("PRAGMA journal_mode = WAL")  # clip signals are read (forked workers too) while pairs are written
+        self.db.execute("PRAGMA journal_mode = WAL")  # clip signals are read (forked workers too) while pairs are
+        # written
         self.db.executescript("""
             CREATE TABLE IF NOT EXISTS pairs (kind TEXT, a TEXT, b TEXT, context TEXT, score REAL, evidence TEXT,
                                               detail TEXT, PRIMARY KEY (kind, a, b, context));
