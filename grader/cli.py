@@ -9,6 +9,8 @@
     grade report OUT            re-render every page and export of OUT from its results
     grade similarity OUT        pairs of submissions sharing code, audio or a checkpoint
     grade listen make|serve|export|import|results OUT   a blind listening test of the class's audio
+    grade roster import|export OUT ...   the class's roster from the LMS, and the grades file it imports back
+    grade adjust OUT SUBMISSION ITEM (--points X | --delta X) --comment "..."   a person's change of the points
     grade gradescope            grade inside Gradescope's autograder
     grade export gradescope --out FILE.zip   the autograder zip to upload to Gradescope
     grade env build [--rubric FILE]          build the environment student code runs with

@@ -229,6 +229,10 @@ def grade_submission(source: str | Path, setup: GradingSetup, key: str | None = 
     result.started_at, result.finished_at = started_at, utc_now()
     result.seconds = round(time.perf_counter() - started, 3)
     result.cache_key = key
+    try:
+        result.content_digest = content_digest(source)
+    except OSError:  # a source that cannot be read: intake said so
+        pass
     result.write(setup.out_dir / RESULTS_FOLDER)
     return result
 

@@ -19,6 +19,7 @@ from reference.files import atomic_write
 from grader.identity import LmsIdentity, attempt_of, identify
 from grader.notebook import NotebookRun
 from grader.sandbox.types import RunResult
+from grader.term.model import ItemAdjustment, TermGrade
 
 ItemStatus = Literal["passed", "partial", "failed", "error", "skipped"]
 """passed: full points; partial: some; failed: none; error: the check itself broke; skipped: not run here."""
@@ -45,6 +46,8 @@ class ItemResult(_Model):
     evidence: list[str] = Field(default_factory=list, description="What the check saw: file:line, numbers, findings.")
     metrics: dict[str, Any] = Field(default_factory=dict, description="Numbers the points came from.")
     seconds: float = 0.0
+    adjustment: ItemAdjustment | None = Field(None, description="A person's change of the points, applied when "
+                                              "pages and exports are rendered (grader.term); never by grading.")
 
 
 class RunEntry(_Model):
@@ -141,6 +144,10 @@ class SubmissionResult(_Model):
                                       "without student code).")
     cache_key: str = Field("", description="What this result was graded from (grader.cache): a later run "
                            "with the same key reuses it instead of grading again.")
+    content_digest: str = Field("", description="The submission's content digest (grader.cache.content_digest): "
+                                "an adjustment made to it is stale once the content changes.")
+    term: TermGrade | None = Field(None, description="Adjustments, lateness and attempts, applied when pages and "
+                                   "exports are rendered (grader.term); never by grading.")
 
     @model_validator(mode="before")
     @classmethod

@@ -159,12 +159,65 @@ class Similarity(_Strict):
         "assignment's own snippets, templates. Code pairs leave it out."))
 
 
+class LatePenalty(_Strict):
+    """``[term] late = { per = "day", percent = 10, cap_percent = 50 }``: points off late work
+    (:mod:`grader.term.late`)."""
+
+    per: Literal["day", "hour"] = Field(description=(
+        "The unit late work is counted in: every started day (24 hours) or hour past the due date and its grace "
+        "period costs ``percent``."))
+    percent: float = Field(gt=0, le=100, description=(
+        "Percent of the submission's maximum (the items' and quiz's total) taken off per started unit."))
+    cap_percent: float = Field(100, gt=0, le=100, description=(
+        "The most taken off, in percent of the maximum (default 100: late work can lose everything)."))
+
+
 class Term(_Strict):
-    """``[term]``: the course's dates."""
+    """``[term]``: the course's dates and how the term's grades are made (:mod:`grader.term`)."""
 
     due: datetime | None = Field(None, description=(
-        "The due date, ISO 8601 with a UTC offset (\"2026-12-04T23:59:00-05:00\"): a listening test's peer mode "
-        "plays the held-out clips to students, so it is refused before it."))
+        "The due date, ISO 8601 with a UTC offset (\"2026-12-04T23:59:00-05:00\"): late work is measured against "
+        "it, and a listening test's peer mode (which plays the held-out clips to students) is refused before it."))
+    attempts: Literal["last", "best", "last_before_due"] = Field("last", description=(
+        "Which of a student's attempts counts: the last handed in, the best graded, or the last handed in before "
+        "the due date (and its grace period)."))
+    grace_minutes: int = Field(0, ge=0, le=7 * 24 * 60, description=(
+        "Minutes after the due date that still count as on time (at most a week); lateness is counted from the "
+        "due date plus this grace."))
+    late: LatePenalty | Literal["not_accepted"] | None = Field(None, description=(
+        "What late work costs: ``{ per = \"day\" | \"hour\", percent = 10, cap_percent = 50 }`` (percent of the "
+        "maximum off per started day or hour late, at most cap_percent), \"not_accepted\" (late work gets 0), or "
+        "absent (late work is flagged on its page, no points off). Needs ``due``."))
+
+    @field_validator("late", mode="before")
+    @classmethod
+    def _late_policy(cls, value: Any) -> Any:
+        """One clear problem for a wrong policy (not one for each way the union could have read it)."""
+        if value is None or value == "not_accepted" or isinstance(value, LatePenalty):
+            return value
+        if not isinstance(value, dict):
+            raise ValueError("write late = \"not_accepted\", or late = { per = \"day\" (or \"hour\"), percent = 10, "
+                             "cap_percent = 50 }, or leave it out (late work flagged, no points off)")
+        try:
+            return LatePenalty.model_validate(value)
+        except ValidationError as error:
+            problems = []
+            for problem in error.errors():
+                key = ".".join(map(str, problem["loc"]))
+                if problem["type"] == "extra_forbidden":
+                    problems.append(f"unknown key {key}; allowed: {', '.join(LatePenalty.model_fields)}")
+                else:
+                    got = problem["input"]
+                    problems.append(f"{key}: {problem['msg']}" + (
+                        f" (got {json.dumps(got)})" if isinstance(got, (str, int, float, bool)) else ""))
+            raise ValueError("; ".join(problems)) from None
+
+    @model_validator(mode="after")
+    def _late_needs_due(self) -> "Term":
+        if self.due is None and (self.late is not None or self.grace_minutes):
+            raise ValueError("late and grace_minutes need a due date: add due = \"2026-12-04T23:59:00-05:00\" "
+                             "(with its UTC offset) to [term]")
+        return self
 
     @field_validator("due", mode="before")
     @classmethod

@@ -186,10 +186,10 @@ def test_files_of_one_student_are_graded_as_attempts_and_credited_to_the_lms_ide
     render_all(root / "attempts", setup("attempts").rubric)
     with open(root / "attempts" / "grades.csv", newline="", encoding="utf-8-sig") as handle:
         rows = list(csv.DictReader(handle))
-    [credited] = [row for row in rows if row["Student"] == "mallory"]
+    [credited] = [row for row in rows if row["Name"] == "mallory"]
     assert (credited["ID"], credited["Declared id"], credited["Declared name"]) == ("424242", "313131", "'" + formula)
     assert not [row for row in rows if "313131" in (row["ID"], row["SIS User ID"])]
-    assert sorted((row["Student"], row["ID"], row["Attempt"], row["Late"]) for row in rows if row["ID"] == "555") == [
+    assert sorted((row["Name"], row["ID"], row["Attempt"], row["Late"]) for row in rows if row["ID"] == "555") == [
         ("eve", "555", "1", ""), ("eve", "555", "2", ""), ("eve", "555", "3", "late")]
     assert {path.name for path in (root / "attempts" / "pages").glob("eve*")} == {
         "eve_555.html", "eve_555~2.html", "eve_555~3.html"}

@@ -6,6 +6,7 @@ holds what several verbs share (the grading options, the grading set-up, the bat
 summary). ``grade SUBMISSION...``, with no verb, is :mod:`grader.commands.grade`.
 """
 
-COMMANDS = ("check", "kit", "baseline", "rubric", "report", "similarity", "listen", "gradescope", "export", "env")
+COMMANDS = ("check", "kit", "baseline", "rubric", "report", "similarity", "listen", "roster", "adjust", "gradescope",
+            "export", "env")
 """The verbs, in the order ``grade --help`` names them; each is the module ``grader.commands.<verb>``. A first
 argument that is none of them is a submission to grade."""

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from grader.batch_entries import BatchEntry
     from grader.pipeline import GradingSetup
+    from grader.term.times import SubmissionTime
 
 
 def add_grading_options(parser: argparse.ArgumentParser, jobs_help: str = "processes (default 1)",
@@ -88,6 +89,59 @@ def grading_setup(args: argparse.Namespace, out_dir: Path, *, student_mode: bool
         print(f"error: {error}", file=sys.stderr)
         return None
     return setup
+
+
+def add_submitted_at_options(parser: argparse.ArgumentParser) -> None:
+    """Add ``--submitted-at`` (repeatable) and ``--timezone``: when the submissions were handed in, for late work
+    (:mod:`grader.term.late`)."""
+    parser.add_argument("--submitted-at", action="append", default=[], metavar="FILE|NAME=WHEN",
+                        help="when submissions were handed in, kept in OUT/gradebook.sqlite for the rubric's late "
+                        "policy ([term] due, late): a Moodle grading worksheet CSV, a CSV with the header "
+                        "submission,submitted_at (a zip's file name or submission id; ISO 8601 with UTC offset), or "
+                        "one zip's NAME=WHEN (e.g. doe_12345_67890_hw3.zip=2026-12-05T10:00:00-05:00); repeatable. "
+                        "Canvas's download has no times (only _LATE in file names): write the CSV from its API's "
+                        "submitted_at")
+    parser.add_argument("--timezone", default="UTC", metavar="ZONE",
+                        help="the Moodle site's time zone, in which its worksheet's dates are written (an IANA name "
+                        "such as Europe/Berlin; default UTC)")
+
+
+def read_submitted_at(values: list[str], timezone_name: str = "UTC") -> list[SubmissionTime]:
+    """The times ``--submitted-at`` gives, in order (a later one of a key wins): each value an existing file
+    (:func:`grader.term.times.read_times_file`, its dates in ``timezone_name`` where it is a Moodle worksheet) or
+    ``NAME=WHEN`` (:func:`grader.term.times.parse_assignment`).
+
+    Raises:
+        grader.term.times.SubmissionTimesError: a file or value that cannot be read, named with its line.
+    """
+    from grader.term.times import SubmissionTimesError, parse_assignment, read_times_file, time_zone
+
+    time_zone(timezone_name)  # a wrong zone is refused even where no worksheet needs it
+    times: list[SubmissionTime] = []
+    for value in values:
+        if Path(value).is_file():
+            times.extend(read_times_file(Path(value), timezone_name))
+        elif "=" in value:
+            times.append(parse_assignment(value))
+        else:
+            raise SubmissionTimesError(f"--submitted-at {value[:80]!r}: no such file, and not NAME=WHEN")
+    return times
+
+
+def store_submitted_at(args: argparse.Namespace, out_dir: Path) -> bool:
+    """Keep ``args.submitted_at``'s times in ``OUT/gradebook.sqlite``; False after printing to stderr what is wrong
+    with them (the command then exits with 2, before grading)."""
+    if not args.submitted_at:
+        return True
+    from grader.term.times import SubmissionTimesError, store_times
+
+    try:
+        times = read_submitted_at(args.submitted_at, args.timezone)
+    except SubmissionTimesError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return False
+    print(f"submission times: {store_times(out_dir, times)} kept in {out_dir / 'gradebook.sqlite'}", file=sys.stderr)
+    return True
 
 
 def print_summary(entries: list[BatchEntry], out_dir: Path) -> None:

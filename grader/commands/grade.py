@@ -8,7 +8,8 @@ from pathlib import Path
 
 from grader import __version__
 from grader.commands import COMMANDS
-from grader.commands.common import add_grading_options, grading_setup, print_summary
+from grader.commands.common import (add_grading_options, add_submitted_at_options, grading_setup, print_summary,
+                                    store_submitted_at)
 
 
 def main(argv: list[str]) -> int:
@@ -32,9 +33,12 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--version", action="version", version=f"grade {__version__}")
     add_grading_options(parser, jobs_help="submissions graded at once in local processes (default: one per core, "
                         f"{_cores()} here)", jobs_default=_cores())
+    add_submitted_at_options(parser)
     args = parser.parse_args(argv)
     if args.jobs < 1:
         parser.error("--jobs must be at least 1")
+    if not store_submitted_at(args, args.out):
+        return 2
     setup = grading_setup(args, args.out, student_mode=False, allow_unsandboxed=args.unsafe_no_sandbox)
     if setup is None:
         return 2

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Callable
 
 from pydantic import ValidationError
 
@@ -18,6 +19,9 @@ from grader.report.html import (INSTRUCTOR, PAGES_FOLDER, Audience, page_path, r
                                 write_class_page, write_submission_page)
 from grader.results import SubmissionResult
 from grader.rubric import Rubric
+from grader.term.finalise import finalise
+from grader.term.late import lateness_of
+from grader.term.model import Lateness
 
 RESULTS_FOLDER = "results"
 
@@ -45,7 +49,8 @@ def read_results(out_dir: str | os.PathLike) -> tuple[list[SubmissionResult], li
 
 
 def render_all(out_dir: str | os.PathLike, rubric: Rubric | None = None, *, audience: Audience = INSTRUCTOR,
-               embed_media: bool = False) -> Path:
+               embed_media: bool = False,
+               lateness: Callable[[SubmissionResult], Lateness | None] | None = None) -> Path:
     """Re-render every page and export of ``out_dir`` from its results; returns the class page's path.
 
     Args:
@@ -57,12 +62,20 @@ def render_all(out_dir: str | os.PathLike, rubric: Rubric | None = None, *, audi
             instructor's): :data:`INSTRUCTOR`, or :func:`student_audience`.
         embed_media: put audio and pictures inside each page (``data:`` URIs) instead of
             linking the files; each page then opens alone, at several times the size.
+        lateness: each result's lateness; default: the gradebook's submission times against the rubric's due
+            date (:func:`grader.term.late.lateness_of`).
+
+    Pages and exports show final grades (:func:`grader.term.finalise.finalise`): adjustments by hand, the late
+    penalty, and which of a student's attempts counts; every grading is kept in ``OUT/gradebook.sqlite``.
 
     Raises:
         ReportError: ``out_dir`` has no ``results`` folder.
     """
     out_dir = Path(out_dir)
     results, problems = read_results(out_dir)
+    if lateness is None:
+        lateness = lateness_of(out_dir, rubric)
+    results = finalise(results, out_dir, rubric, lateness)
     listening, listening_problem = read_listening(out_dir)
     for result in results:
         write_submission_page(result, out_dir, rubric=rubric, audience=audience, embed_media=embed_media,
@@ -71,4 +84,4 @@ def render_all(out_dir: str | os.PathLike, rubric: Rubric | None = None, *, audi
     for stale in set((out_dir / PAGES_FOLDER).glob("*.html")) - kept:
         stale.unlink()
     write_exports(results, out_dir, rubric)
-    return write_class_page(results, out_dir, problems, listening, listening_problem)
+    return write_class_page(results, out_dir, problems, listening, listening_problem, rubric=rubric)

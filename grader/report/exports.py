@@ -1,16 +1,15 @@
 """Exports of results for gradebooks and CI: a CSV, Gradescope's results.json, JUnit XML.
 
-- ``grades.csv``: one row per submission, Canvas's identity columns (Student, ID,
-  SIS User ID, SIS Login ID, Section), then the total and one column per rubric item
-  (and the quiz), each headed with its maximum, e.g. ``preprocess-mfcc-run (10)``,
-  then the grader's notes on identity: the attempt, Canvas's late mark, the LMS
-  whose file name gave the identity (``unmatched`` where none did) and what the
-  submission's ``submission.toml`` declares. Student and ID come from the LMS file
-  name only (:mod:`grader.identity`): an unmatched submission is listed under its
-  submission id with an empty ID. Canvas matches rows by ID and offers every other
-  column as an assignment to create or ignore; a spreadsheet opens it as it is (UTF-8
-  with a byte-order mark, so that Excel reads accents right). Text a student can
-  choose (names, ids) is escaped against formulas (:func:`text_cell`).
+- ``grades.csv``: the instructor's spreadsheet: one row per submission, the identity columns (Name, ID, SIS User
+  ID, SIS Login ID, Section), then the final total and one column per rubric item (and the quiz), each headed with
+  its maximum, e.g. ``preprocess-mfcc-run (of 10)``, then the grader's notes on identity: the attempt, whether it is
+  the attempt that counts, Canvas's late mark, the LMS whose file name gave the identity (``unmatched`` where none
+  did) and what the submission's ``submission.toml`` declares. Name and ID come from the LMS file name only
+  (:mod:`grader.identity`): an unmatched submission is listed under its submission id with an empty ID. It is not
+  the file to upload to the LMS (``grade roster export`` writes that, :mod:`grader.term.lms`): its first column is
+  ``Name``, not ``Student``, so that Canvas refuses it rather than read ``(of 100)`` columns as assignments. A
+  spreadsheet opens it as it is (UTF-8 with a byte-order mark, so that Excel reads accents right). Text a student
+  can choose (names, ids) is escaped against formulas (:func:`text_cell`).
 - ``gradescope/<submission id>.json``: Gradescope's autograder results
   (https://gradescope-autograders.readthedocs.io/en/latest/specs/): one test per
   item and per quiz question, with the item's visibility.
@@ -30,14 +29,16 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from reference.files import atomic_write
-from grader.results import SubmissionResult
+from grader.results import ItemResult, SubmissionResult
 from grader.rubric import Rubric
 
 CSV_NAME = "grades.csv"
 JUNIT_NAME = "junit.xml"
 GRADESCOPE_FOLDER = "gradescope"
 CANVAS_IDENTITY = ("Student", "ID", "SIS User ID", "SIS Login ID", "Section")
-IDENTITY_NOTES = ("Attempt", "Late", "LMS", "Declared name", "Declared id")
+SPREADSHEET_IDENTITY = ("Name", *CANVAS_IDENTITY[1:])
+"""``grades.csv``'s first columns: Canvas's, but ``Name`` first, which Canvas's import refuses (see the notes)."""
+IDENTITY_NOTES = ("Attempt", "Counts", "Late", "LMS", "Declared name", "Declared id")
 """The last columns of ``grades.csv``: the grader's notes on who a row is (see the module's notes)."""
 UNMATCHED = "unmatched"
 """The ``LMS`` cell of a submission whose file name names no student."""
@@ -86,10 +87,10 @@ def grades_csv(results: list[SubmissionResult], rubric: Rubric | None = None) ->
         quiz_max = rubric.quiz.points
     max_total = rubric.rubric.total_points if rubric else max((r.max_total for r in results), default=0.0)
     title = rubric.rubric.title if rubric else "Total"
-    header = [*CANVAS_IDENTITY, f"{title} ({_points(max_total)})",
-              *(f"{item_id} ({_points(points)})" for item_id, points in columns)]
+    header = [*SPREADSHEET_IDENTITY, f"{title} (of {_points(max_total)})",
+              *(f"{item_id} (of {_points(points)})" for item_id, points in columns)]
     if quiz_max:
-        header.append(f"quiz ({_points(quiz_max)})")
+        header.append(f"quiz (of {_points(quiz_max)})")
     header += IDENTITY_NOTES
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
@@ -101,7 +102,8 @@ def grades_csv(results: list[SubmissionResult], rubric: Rubric | None = None) ->
                *(_points(items[item_id].points) if item_id in items else "" for item_id, _ in columns)]
         if quiz_max:
             row.append(_points(sum(q.points for q in result.quiz)) if result.quiz else "")
-        row += [str(result.attempt), "late" if result.identity.late else "", result.identity.lms or UNMATCHED,
+        row += [str(result.attempt), "no" if result.term and not result.term.counts else "yes",
+                "late" if result.identity.late else "", result.identity.lms or UNMATCHED,
                 text_cell(result.student.get("name", "")), text_cell(result.student.get("id", ""))]
         writer.writerow(row)
     return buffer.getvalue()
@@ -126,6 +128,9 @@ def gradescope_dict(result: SubmissionResult, rubric: Rubric | None = None,
                     stdout_visibility: str = "hidden") -> dict[str, Any]:
     """Gradescope's results.json for one result: score, execution time, output and one test per item.
 
+    Points are the result's as given: a finalised result's (:func:`grader.term.finalise.finalise`) are final, an
+    item's adjustment by hand said in its output, the late line in the whole output.
+
     Quiz questions checked (all but in a self-check) are tests too, with the quiz's visibility; the answer key is named
     only when the rubric makes it ``visible`` (a test has one visibility, so an answer
     key due later is left out). A refused or failed grading is a score of 0 with the
@@ -141,7 +146,8 @@ def gradescope_dict(result: SubmissionResult, rubric: Rubric | None = None,
         if item.checklist not in checklists:
             checklists.append(item.checklist)
         counts[item.checklist] = counts.get(item.checklist, 0) + 1
-        output = [item.explanation, *(f"- {line}" for line in item.evidence), *_runs_text(result, item.id)]
+        output = [*_adjustment_text(item), item.explanation, *(f"- {line}" for line in item.evidence),
+                  *_runs_text(result, item.id)]
         tests.append({
             "name": item.title,
             "number": f"{checklists.index(item.checklist) + 1}.{counts[item.checklist]}",
@@ -179,8 +185,23 @@ def gradescope_dict(result: SubmissionResult, rubric: Rubric | None = None,
     }
 
 
+def _adjustment_text(item: ItemResult) -> list[str]:
+    """An item's adjustment by hand, in words (none where it has none, or it no longer applies)."""
+    adjustment = item.adjustment
+    if adjustment is None or adjustment.stale:
+        return []
+    return [f"Adjusted by {adjustment.by} from {_points(adjustment.automatic)} to {_points(adjustment.points)} "
+            f"points: {adjustment.comment}"]
+
+
 def _overall_output(result: SubmissionResult) -> str:
-    """What the whole submission's output says: the status, and what discovery guessed."""
+    """What the whole submission's output says: the status, the late line, and what discovery guessed."""
+    late = result.term.lateness.words if result.term and result.term.lateness else ""
+    text = _status_output(result)
+    return f"{text}\n{late[:1].upper()}{late[1:]}." if late else text
+
+
+def _status_output(result: SubmissionResult) -> str:
     if result.status == "refused":
         return f"The archive was refused: {result.message}"
     if result.status == "grader_error":
@@ -211,7 +232,11 @@ def junit_xml(results: list[SubmissionResult]) -> bytes:
         suite = ET.SubElement(root, "testsuite", name=result.submission_id, timestamp=result.finished_at or "",
                               time=f"{result.seconds:.3f}")
         properties = ET.SubElement(suite, "properties")
+        term = result.term
         for name, value in (("total", _points(result.total)), ("max_total", _points(result.max_total)),
+                            ("automatic_total", _points(term.automatic_total if term else result.total)),
+                            ("late", term.lateness.words if term and term.lateness else ""),
+                            ("counts", "false" if term and not term.counts else "true"),
                             ("status", result.status), ("student", result.student_label),
                             ("student_id", result.identity.user_id), ("attempt", str(result.attempt)),
                             ("declared_name", result.student.get("name", "")),
@@ -233,8 +258,10 @@ def junit_xml(results: list[SubmissionResult]) -> bytes:
                 failures += 1
                 failure = ET.SubElement(case, "failure", type=item.status,
                                         message=_xml_text(f"{_points(item.points)} / {_points(item.max_points)} points: "
-                                                          f"{item.explanation}"))
-                failure.text = _xml_text("\n".join([item.explanation, *item.evidence]))
+                                                          f"{' '.join(_adjustment_text(item)) or item.explanation}"))
+                failure.text = _xml_text("\n".join([*_adjustment_text(item), item.explanation, *item.evidence]))
+            if item.adjustment and not item.adjustment.stale:
+                ET.SubElement(case, "system-out").text = _xml_text(" ".join(_adjustment_text(item)))
         for question in result.quiz:
             case = ET.SubElement(suite, "testcase", name=f"quiz-{question.id}",
                                  classname=f"{result.submission_id}.Check for understanding", time="0")
@@ -265,6 +292,9 @@ def _xml_text(text: str) -> str:
 def write_exports(results: Iterable[SubmissionResult], out_dir: str | os.PathLike,
                   rubric: Rubric | None = None) -> list[Path]:
     """Write ``grades.csv``, ``junit.xml`` and ``gradescope/<id>.json`` into ``out_dir``; returns the paths.
+
+    ``results`` as :func:`grader.term.finalise.finalise` made them carry final points (what
+    :func:`grader.report.render_all` passes); results as read carry the grading's.
 
     A Gradescope file of a submission no longer among ``results`` is removed, so the
     folder always matches the results.

@@ -255,6 +255,9 @@ def submission_context(result: SubmissionResult, out_dir: Path, *, rubric: Rubri
     questions = _questions(rubric)
     total = sum(i.points for i in shown) + sum(q.points for q in checked)
     max_total = sum(i.max_points for i in shown) + sum(q.max_points for q in checked)
+    lateness = result.term.lateness if result.term else None
+    if lateness is not None:
+        total = 0.0 if lateness.refused else max(0.0, total - lateness.penalty)
     if audience == INSTRUCTOR:
         total, max_total = result.total, result.max_total
     sources, comparison = _metric_rows(result.comparison)
@@ -295,7 +298,31 @@ def submission_context(result: SubmissionResult, out_dir: Path, *, rubric: Rubri
         "manifest_errors": result.discovery.get("manifest_errors") or [],
         "class_page": None if embed_media else links.src(out_dir / CLASS_PAGE),
         "listening": _submission_listening(result, listening, rubric, audience),
+        "term": _submission_term(result, rubric, audience),
     }
+
+
+def _attempts_note(result: SubmissionResult, rubric: Rubric | None) -> str:
+    """What the page says of how the counted attempt was chosen where the policy could not be followed."""
+    policy = rubric.term.attempts if rubric else "last"
+    if result.term and policy == "last_before_due" and len(result.term.attempts) > 1 and not any(
+            attempt.submitted_at for attempt in result.term.attempts):
+        return "no submission time is known: the last attempt counts, not the last before the due date"
+    return ""
+
+
+def _submission_term(result: SubmissionResult, rubric: Rubric | None, audience: Audience) -> dict[str, Any] | None:
+    """The term's part of a submission page (:mod:`grader.term`): the late line, adjustments that no longer apply
+    (the instructor's), the student's attempts and the policy that picks the one counted; None where there is
+    nothing to show."""
+    term = result.term
+    if term is None:
+        return None
+    policy = rubric.term.attempts if rubric else "last"
+    return {"lateness": term.lateness, "stale": term.stale if audience == INSTRUCTOR else [],
+            "automatic_total": term.automatic_total, "counts": term.counts,
+            "attempts": term.attempts if len(term.attempts) > 1 else [],
+            "policy": policy.replace("_", " "), "note": _attempts_note(result, rubric)}
 
 
 def render_submission(result: SubmissionResult, out_dir: str | os.PathLike, **options) -> str:
@@ -359,11 +386,13 @@ def _runs(results: list[SubmissionResult]) -> list[dict[str, Any]]:
 
 
 def class_context(results: list[SubmissionResult], problems: Iterable[str] = (), similarity: bool = False,
-                  listening: Scoring | None = None, listening_problem: str = "") -> dict[str, Any]:
+                  listening: Scoring | None = None, listening_problem: str = "", *,
+                  rubric: Rubric | None = None) -> dict[str, Any]:
     """Everything the class page shows: one row per result, histogram, pass rates, slow and failed runs; with
     ``similarity``, a link to the pairs of submissions found alike (``similarity.html``); with ``listening`` (the
     class's listening test, :func:`read_listening`), its scores drawn and its screening, or why they could not be
-    read (``listening_problem``)."""
+    read (``listening_problem``). Totals are final (:func:`grader.term.finalise.finalise`): a row marks its
+    adjustments, its late penalty and an attempt that does not count; adjustments that no longer apply are listed."""
     columns = _columns(results)
     graded = [r for r in results if r.status == "graded"]
     max_total = max((r.max_total for r in results), default=0.0)
@@ -377,7 +406,7 @@ def class_context(results: list[SubmissionResult], problems: Iterable[str] = (),
                      "items": [points.get(c["id"]) for c in columns],
                      "quiz": (sum(q.points for q in r.quiz), sum(q.max_points for q in r.quiz)) if r.quiz else None,
                      "failed_runs": sum(run.result.verdict != "ok" for run in r.runs),
-                     "seconds": r.seconds})
+                     "seconds": r.seconds, **_row_term(r)})
     runs = _runs(results)
     return {
         "rows": rows,
@@ -397,24 +426,41 @@ def class_context(results: list[SubmissionResult], problems: Iterable[str] = (),
         "similarity": similarity,
         "listening": _class_listening(listening),
         "listening_problem": listening_problem,
+        "stale": [{"submission": r.submission_id, "href": quote(f"{PAGES_FOLDER}/{r.submission_id}.html"),
+                   "reason": reason} for r in results if r.term for reason in r.term.stale],
+        "policy": (rubric.term.attempts if rubric else "last").replace("_", " "),
     }
 
 
+def _row_term(result: SubmissionResult) -> dict[str, Any]:
+    """A class table row's marks of the term: items adjusted, the late line, whether the attempt counts."""
+    term = result.term
+    adjusted = [item.id for item in result.items if item.adjustment and not item.adjustment.stale]
+    return {"adjusted": adjusted,
+            "late_words": term.lateness.words if term and term.lateness else "",
+            "late_penalty": term.lateness.penalty if term and term.lateness else 0.0,
+            "counts": term.counts if term else True,
+            "automatic_total": term.automatic_total if term else result.total}
+
+
 def render_class_page(results: list[SubmissionResult], problems: Iterable[str] = (), similarity: bool = False,
-                      listening: Scoring | None = None, listening_problem: str = "") -> str:
+                      listening: Scoring | None = None, listening_problem: str = "", *,
+                      rubric: Rubric | None = None) -> str:
     """The HTML of the class page (``problems``: results that could not be read, in words; ``similarity``: link
     the similarity page; ``listening``: the listening test's scores and screening, or ``listening_problem``)."""
     return environment().get_template("class.html.j2").render(class_context(results, problems, similarity,
-                                                                             listening, listening_problem))
+                                                                             listening, listening_problem,
+                                                                             rubric=rubric))
 
 
 def write_class_page(results: list[SubmissionResult], out_dir: str | os.PathLike, problems: Iterable[str] = (),
-                     listening: Scoring | None = None, listening_problem: str = "") -> Path:
+                     listening: Scoring | None = None, listening_problem: str = "", *,
+                     rubric: Rubric | None = None) -> Path:
     """Write ``OUT/index.html`` (atomically), linking ``OUT/similarity.html`` where the class has one; with the
     listening test (:func:`read_listening`) where it is given."""
     target = Path(out_dir) / CLASS_PAGE
     atomic_write(target, render_class_page(results, problems, (Path(out_dir) / "similarity.html").is_file(),
-                                           listening, listening_problem))
+                                           listening, listening_problem, rubric=rubric))
     return target
 
 
