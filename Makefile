@@ -26,8 +26,16 @@ setup: $(SYSTEM_STAMP) $(VENV_STAMP) $(NUMBA_STAMP) sandbox-init student-env  ##
 $(SYSTEM_STAMP): Makefile
 	@missing=$$(for p in $(DEBIAN_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; \
+	  elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then SUDO=sudo; \
+	  else \
+	    echo "Missing Debian packages: $$missing" >&2; \
+	    echo "make setup installs them only as root or with sudo (no password asked). An administrator runs:" >&2; \
+	    echo "  sudo apt-get install -y $$missing" >&2; \
+	    echo "then run make setup again (everything else it does needs no root)." >&2; \
+	    exit 1; \
+	  fi; \
 	  echo "Installing Debian packages: $$missing"; \
-	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
 	fi
 	@mkdir -p $(@D) && touch $@

@@ -144,8 +144,9 @@ def store_submitted_at(args: argparse.Namespace, out_dir: Path) -> bool:
     return True
 
 
-def print_summary(entries: list[BatchEntry], out_dir: Path) -> None:
-    """Print the batch's table, failures first, and a line of counts."""
+def print_summary(entries: list[BatchEntry], out_dir: Path, final: dict[str, float] | None = None) -> None:
+    """Print the batch's table, failures first, and a line of counts; ``final``: each submission's total for the
+    term (:func:`grader.term.finalise.finalise`), shown with the graded one where adjustments or lateness moved it."""
     from rich.console import Console
     from rich.table import Table
 
@@ -154,7 +155,10 @@ def print_summary(entries: list[BatchEntry], out_dir: Path) -> None:
         table.add_column(column, justify="right" if column in ("points", "seconds") else "left")
     for entry in sorted(entries, key=lambda e: (not e.failed, e.submission_id)):
         status = f"[red]{entry.status}[/red]: {entry.message[:80]}" if entry.failed else entry.status
-        table.add_row(entry.submission_id, status, f"{entry.total:g} / {entry.max_total:g}", f"{entry.seconds:.1f}",
+        total = (final or {}).get(entry.submission_id, entry.total)
+        points = (f"{total:g} / {entry.max_total:g}" if abs(total - entry.total) < 5e-3 else
+                  f"{round(total, 2):g} / {entry.max_total:g} (graded {round(entry.total, 2):g})")
+        table.add_row(entry.submission_id, status, points, f"{entry.seconds:.1f}",
                       "earlier (reused)" if entry.reused else "now")
     console = Console()
     console.print(table)
