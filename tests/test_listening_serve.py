@@ -29,7 +29,7 @@ import soundfile as sf
 from grader.listening.export import ImportRefused, export_static, import_ratings
 from grader.listening.model import Assignment, Plan, Rater, Stimulus, Trial, stimulus_path
 from grader.listening.server import ListeningServer
-from grader.listening.store import RatingStore, database_path
+from grader.listening.store import MAX_RANGES, RatingStore, database_path
 
 SR = 16_000
 CLIP_SECONDS = 0.6
@@ -401,3 +401,19 @@ def test_tampered_ratings_files_are_refused(tmp_path):
                                                                     "scores": {names[0]: 3}})))
     assert summary.stored == 0 and "in the future" in summary.refused[0][1]
     assert stored(tmp_path) == []
+
+
+def test_a_rater_cannot_grow_the_served_ranges_without_bound(tmp_path):
+    """A thousand one-byte requests keep at most MAX_RANGES ranges, none counts as played in full; the whole file
+    served then does."""
+    plan = make_plan(tmp_path, "mos", trials=1)
+    rater, key = plan.raters[0].token, plan.trials["t001"].stimuli[0]
+    with RatingStore(database_path(tmp_path)) as store:
+        for start in range(0, 2000, 2):
+            store.record_served(rater, key, start, start + 1, 4000, at=0.0)
+        with contextlib.closing(sqlite3.connect(database_path(tmp_path))) as db:
+            kept = db.execute("SELECT ranges FROM plays").fetchone()[0]
+        assert len(json.loads(kept)) == MAX_RANGES
+        assert not store.played_in_full(rater, key, CLIP_SECONDS, now=100.0)
+        store.record_served(rater, key, 0, 4000, 4000)
+        assert store.played_in_full(rater, key, CLIP_SECONDS, now=100.0)

@@ -36,6 +36,9 @@ from grader.listening.model import DATABASE_NAME, FOLDER, PLAN_NAME, SCALES, Pla
 PLAY_TOLERANCE_SECONDS = 0.25
 """How much shorter than the clip the time since its first byte was served may be, and the clip still count as
 played (the browser starts playing before the last byte arrives; clocks are coarse)."""
+MAX_RANGES = 64
+"""Separate byte ranges kept per rater and stimulus: a browser asks for a few; past this many the later ones are
+dropped (the clip then counts as played only once served whole), so that no rater can make each request costlier."""
 BUSY_SECONDS = 10.0
 """How long a write waits for another process (an import while the server runs) to finish its own."""
 
@@ -122,7 +125,7 @@ class RatingStore:
         with self._lock, self._transaction():
             row = self._db.execute("SELECT ranges FROM plays WHERE rater = ? AND stimulus = ?",
                                    (rater, stimulus)).fetchone()
-            ranges = _merged(json.loads(row[0]) + [[start, end]] if row else [[start, end]])
+            ranges = _merged(json.loads(row[0]) + [[start, end]] if row else [[start, end]])[:MAX_RANGES]
             self._db.execute("""INSERT INTO plays (rater, stimulus, size, first_byte_at, ranges) VALUES (?, ?, ?, ?, ?)
                                 ON CONFLICT (rater, stimulus) DO UPDATE SET size = excluded.size,
                                                                             ranges = excluded.ranges""",
