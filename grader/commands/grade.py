@@ -5,15 +5,11 @@ from __future__ import annotations
 import argparse
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from grader import __version__
 from grader.commands import COMMANDS
 from grader.commands.common import (add_grading_options, add_submitted_at_options, grading_setup, print_summary,
                                     store_submitted_at)
-
-if TYPE_CHECKING:
-    from grader.pipeline import GradingSetup
 
 
 def main(argv: list[str]) -> int:
@@ -48,31 +44,21 @@ def main(argv: list[str]) -> int:
         return 2
     from grader.batch import grade_all
 
-    from grader.report import render_all
+    from grader.report import final_results, render_all
 
     entries = grade_all(args.submissions, setup, jobs=args.jobs, force=args.force, scheduler=args.scheduler)
-    print_summary(entries, setup.out_dir, _final_totals(setup))
+    final = final_results(setup.out_dir, setup.rubric)  # read and finalised once: the summary's totals, the pages
+    print_summary(entries, setup.out_dir, {result.submission_id: result.total for result in final[0]})
     if len(entries) >= 2:
         from grader.commands.similarity import compare_and_write
         from grader.similarity.classwide import keep_references
 
         keep_references(setup)
         compare_and_write(setup.out_dir, setup.rubric)
-    print(f"class page: {render_all(setup.out_dir, setup.rubric)}")
+    print(f"class page: {render_all(setup.out_dir, setup.rubric, final=final)}")
     return 0
 
 
 def _cores() -> int:
     """The cores this process may run on (its CPU affinity, which a container or ``taskset`` may narrow)."""
     return len(os.sched_getaffinity(0))
-
-
-def _final_totals(setup: GradingSetup) -> dict[str, float]:
-    """Each result's total for the term, as the pages will show it: adjustments by hand, late penalties."""
-    from grader.report import read_results
-    from grader.term.finalise import finalise
-    from grader.term.late import lateness_of
-
-    results, _ = read_results(setup.out_dir)
-    return {result.submission_id: result.total
-            for result in finalise(results, setup.out_dir, setup.rubric, lateness_of(setup.out_dir, setup.rubric))}

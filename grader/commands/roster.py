@@ -74,11 +74,9 @@ def _import(args: argparse.Namespace) -> int:
 
 def _export(args: argparse.Namespace) -> int:
     from reference.files import atomic_write
-    from grader.report import read_results
+    from grader.report import final_results
     from grader.rubric import DEFAULT_RUBRIC, load_rubric
     from grader.term import lms
-    from grader.term.finalise import finalise
-    from grader.term.late import lateness_of
     from grader.term.roster import RosterError, load_roster
 
     roster = load_roster(args.out)
@@ -89,8 +87,7 @@ def _export(args: argparse.Namespace) -> int:
         raise RosterError(f"{args.out}'s roster is {roster.lms}'s ({roster.source}), not {args.lms}'s; import "
                           f"{args.lms}'s export first (grade roster import {args.out} FILE --lms {args.lms})")
     rubric = load_rubric(args.rubric or DEFAULT_RUBRIC)
-    results, problems = read_results(args.out)
-    results = finalise(results, args.out, rubric, lateness_of(args.out, rubric))  # the grades pages show
+    results, problems = final_results(args.out, rubric)  # the grades the pages show
     match = lms.match_roster(results, roster)
     folder = args.out / lms.LMS_FOLDER
     points = rubric.rubric.total_points

@@ -48,9 +48,22 @@ def read_results(out_dir: str | os.PathLike) -> tuple[list[SubmissionResult], li
     return sorted(results, key=lambda r: r.submission_id), problems
 
 
+def final_results(out_dir: str | os.PathLike, rubric: Rubric | None = None,
+                  lateness: Callable[[SubmissionResult], Lateness | None] | None = None,
+                  ) -> tuple[list[SubmissionResult], list[str]]:
+    """``out_dir``'s results as :func:`read_results` gives them, finalised for the term
+    (:func:`grader.term.finalise.finalise`: adjustments, lateness, which attempt counts); ``lateness`` by default from
+    the gradebook's submission times against the rubric's due date (:func:`grader.term.late.lateness_of`)."""
+    results, problems = read_results(out_dir)
+    if lateness is None:
+        lateness = lateness_of(Path(out_dir), rubric)
+    return finalise(results, Path(out_dir), rubric, lateness), problems
+
+
 def render_all(out_dir: str | os.PathLike, rubric: Rubric | None = None, *, audience: Audience = INSTRUCTOR,
                embed_media: bool = False,
-               lateness: Callable[[SubmissionResult], Lateness | None] | None = None) -> Path:
+               lateness: Callable[[SubmissionResult], Lateness | None] | None = None,
+               final: tuple[list[SubmissionResult], list[str]] | None = None) -> Path:
     """Re-render every page and export of ``out_dir`` from its results; returns the class page's path.
 
     Args:
@@ -64,6 +77,7 @@ def render_all(out_dir: str | os.PathLike, rubric: Rubric | None = None, *, audi
             linking the files; each page then opens alone, at several times the size.
         lateness: each result's lateness; default: the gradebook's submission times against the rubric's due
             date (:func:`grader.term.late.lateness_of`).
+        final: :func:`final_results`' answer, where the caller has it already (``grade`` prints its totals).
 
     Pages and exports show final grades (:func:`grader.term.finalise.finalise`): adjustments by hand, the late
     penalty, and which of a student's attempts counts; every grading is kept in ``OUT/gradebook.sqlite``.
@@ -72,10 +86,7 @@ def render_all(out_dir: str | os.PathLike, rubric: Rubric | None = None, *, audi
         ReportError: ``out_dir`` has no ``results`` folder.
     """
     out_dir = Path(out_dir)
-    results, problems = read_results(out_dir)
-    if lateness is None:
-        lateness = lateness_of(out_dir, rubric)
-    results = finalise(results, out_dir, rubric, lateness)
+    results, problems = final_results(out_dir, rubric, lateness) if final is None else final
     listening, listening_problem = read_listening(out_dir)
     for result in results:
         write_submission_page(result, out_dir, rubric=rubric, audience=audience, embed_media=embed_media,
