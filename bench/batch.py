@@ -26,7 +26,8 @@ once; the bench times drawing them and adds what the other copies would have cos
 Student code runs single-threaded in every pass (the rubric's ``cpu_threads = 1``),
 so the ratio measures the batch's own scaling. The default examples are the quick
 ones (``partial``, ``broken``, ``vae-only``: about 10 s each); ``--examples`` picks
-others (``reference-solution`` takes about a minute, ``misbehaving`` four, by design).
+others (``reference-solution`` takes about a minute, ``misbehaving`` two and a half, by
+design: its generation runs until the rubric's 120 s time limit).
 
 Then the re-scoring (issue 16, item 6): the six examples are graded with the bundled
 rubric, then again after a change of the scoring only (:data:`RESCORING`: a point moved
@@ -35,8 +36,8 @@ reference's), which re-scores them from what the first grading kept (``OUT/evide
 then once more with ``--force`` and the changed rubric: a full regrade. Printed: the
 re-scoring's seconds against the first grading's, and whether it gave the forced
 regrade's results. Goal: re-scoring the six takes under 5 s, ``grade`` command included.
-``--rescoring-only`` measures only that (some 10 minutes: ``misbehaving`` runs into its
-time limits twice).
+``--rescoring-only`` measures only that (some 6 minutes: ``misbehaving``'s generation runs
+into its 120 s time limit in both full gradings).
 
     .venv/bin/python bench/batch.py [--count 40] [--examples partial broken vae-only] [--rescoring-only]
 """

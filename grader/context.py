@@ -80,6 +80,7 @@ from grader.rubric import Item, Rubric
 from grader.run_cache import CachedRun, RunCache, restore, run_key
 from grader.scratch import Scratch
 from grader.scoring import Baseline
+from grader.time_budget import TimeBudget
 
 RUNNERS = {"reconstruct": ("reconstruct", "generation", "checkpoint"), "sample": ("sample", "generation", "checkpoint"),
            "mfcc": ("mfcc",)}
@@ -194,6 +195,8 @@ class CheckContext:
     """The rubric's course data: ``{path as students write it: instructor folder}``, read-only in every run."""
     run_cache: RunCache | None = None
     """Where identical earlier runs are looked up and new ones kept; None: every run runs."""
+    time_budget: TimeBudget = TimeBudget()
+    """Caps on the runs' times beyond the rubric's (:mod:`grader.time_budget`)."""
     runs: list[RunEntry] = field(default_factory=list)
     artefacts: dict[str, Any] = field(default_factory=dict)
     """Artefacts made (or restored from a kept grading), by name."""
@@ -295,11 +298,15 @@ class CheckContext:
         """Run ``command`` in the sandbox under ``item``'s limits, with the course environment and mounts, and
         record it; its outputs are the files of ``workdir/_grader_out``. An identical earlier run stands for it
         (see the module's notes)."""
-        limits = self.rubric.run_limits(item)
+        rubric_limits = self.rubric.run_limits(item)
+        limits = self.time_budget.bound(rubric_limits)
+        if limits is None:
+            self._record(item, purpose, self.time_budget.not_run([command]))
+            return self.runs[-1].result
         key, cached = self._cached_run(command, workdir, inputs, limits)
-        result = cached.result if cached is not None else sandbox.run(
+        result = cached.result if cached is not None else self.time_budget.explain(sandbox.run(
             command, workdir, inputs, limits, allow_unsandboxed=self.allow_unsandboxed, environment=self.environment,
-            mounts=self.mounts)
+            mounts=self.mounts), rubric_limits, limits)
         self._record(item, purpose, result, reused=cached is not None)
         if key is not None and cached is None:
             self.run_cache.store(key, result, None, workdir / OUTPUT_FOLDER, limits)
@@ -375,7 +382,13 @@ class CheckContext:
         workdir = self.fresh_workdir(role, item)
         merged = merged_parameters({r: values[r] for r in roles})
         inputs = {"mels": self.heldout.mel_dir} if "reconstruct" in roles else {}
-        limits = self.rubric.run_limits(item)
+        rubric_limits = self.rubric.run_limits(item)
+        limits = self.time_budget.bound(rubric_limits)
+        if limits is None:
+            self._record(item, f"{' and '.join(roles)} (notebook {notebook})", self.time_budget.not_run([notebook]))
+            for served in roles:
+                self._entries[served] = EntryRun(False, self.runs[-1].result.message, None)
+            return
         key, cached = self._cached_run({"notebook": notebook, "parameters": merged}, workdir, inputs, limits)
         try:
             run = cached.notebook if cached is not None else run_notebook(
@@ -384,6 +397,8 @@ class CheckContext:
         except NotebookError as error:
             entry = EntryRun(False, str(error), None)
         else:
+            if cached is None:
+                run = run.model_copy(update={"run": self.time_budget.explain(run.run, rubric_limits, limits)})
             self._record(item, f"{' and '.join(roles)} (notebook {notebook})", run.run, run,
                          reused=cached is not None)
             entry = EntryRun(run.ok, run.error or run.run.message, workdir / OUTPUT_FOLDER, run)

@@ -40,6 +40,7 @@ from grader.rubric import CLASS_SECTIONS, Item, Rubric
 from grader.run_cache import RUNS_FOLDER, RunCache
 from grader.scoring import Baseline
 from grader.scratch import Scratch
+from grader.time_budget import TimeBudget
 from reference.files import file_digest
 from reference.parallel import one_blas_thread
 
@@ -67,10 +68,18 @@ class GradingSetup:
     """Let a submission's kept evidence stand for grading it again (:mod:`grader.evidence`) and identical earlier
     runs in ``OUT/runs`` for running student code (:mod:`grader.run_cache`); False (``grade --force``): grade and
     run everything again (what it makes is still kept)."""
+    time_budget: TimeBudget = TimeBudget()
+    """A cap on each run and a deadline for each submission's grading beyond the rubric's limits
+    (:mod:`grader.time_budget`); none by default. A cap is part of the result's and the evidence's keys."""
 
     def __post_init__(self) -> None:
         if self.environment is None:
             object.__setattr__(self, "environment", for_rubric(self.rubric))
+
+    def _cap_words(self) -> str:
+        """What the keys add for a cap on each run ('' without one: keys made before caps existed stay valid)."""
+        cap = self.time_budget.max_run_seconds
+        return "" if cap is None else f"|max_run_seconds={cap:g}"
 
     def cache_key(self, source: str | Path) -> str:
         """The key a result of ``source`` graded with this setup carries (:mod:`grader.cache`); "" (never
@@ -80,7 +89,8 @@ class GradingSetup:
             content = content_digest(source)
         except OSError:
             return ""
-        graded = cache_key(content, self.rubric.model_dump_json(exclude=set(CLASS_SECTIONS)), self.heldout.digest,
+        graded = cache_key(content, self.rubric.model_dump_json(exclude=set(CLASS_SECTIONS)) + self._cap_words(),
+                           self.heldout.digest,
                            environment_digest=self.environment.digest, student_mode=self.student_mode,
                            allow_unsandboxed=self.allow_unsandboxed)
         ratings = self.ratings_digest()
@@ -101,7 +111,8 @@ class GradingSetup:
             content = content_digest(source)
         except OSError:
             return ""
-        return evidence_key(content, evidence.making_rubric(self.rubric, self.items()), self.heldout.digest,
+        return evidence_key(content, evidence.making_rubric(self.rubric, self.items()) + self._cap_words(),
+                            self.heldout.digest,
                             environment_digest=self.environment.digest, mounts_digest=self.mounts_digest,
                             student_mode=self.student_mode, allow_unsandboxed=self.allow_unsandboxed)
 
@@ -278,7 +289,7 @@ def _context(source: Path, sid: str, setup: GradingSetup, scratch: Scratch,
     from the evidence kept under ``kept_as`` where there is some (and ``setup.reuse_runs``), else from the
     submission, unpacked and discovered now (so that a refused archive is refused before anything else) with its
     old media removed."""
-    unpacking = functools.partial(unpack, source, scratch.path / "submission", setup.rubric.limits.intake)
+    unpacking = functools.partial(unpack, source, scratch.submission, setup.rubric.limits.intake)
     kept = evidence.restore(setup.out_dir, sid, kept_as) if kept_as and setup.reuse_runs else None
     media = setup.out_dir / MEDIA_FOLDER / sid
     code = None
@@ -292,7 +303,7 @@ def _context(source: Path, sid: str, setup: GradingSetup, scratch: Scratch,
                        load_baseline=setup.load_baseline, scratch=scratch, media_dir=media,
                        out_root=setup.out_dir, allow_unsandboxed=setup.allow_unsandboxed, cores=setup.cores,
                        environment=setup.environment, mounts=setup.rubric.mount_paths(), run_cache=setup.run_cache,
-                       runs=kept.runs, artefacts=kept.artefacts)
+                       time_budget=setup.time_budget, runs=kept.runs, artefacts=kept.artefacts)
     if code is not None:
         ctx.artefacts["code.units"] = code
     return ctx, kept.notes, code is not None

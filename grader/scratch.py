@@ -50,6 +50,10 @@ class Scratch:
     def __init__(self, label: str):
         _sweep_once(Path(tempfile.gettempdir()))
         self.path = Path(tempfile.mkdtemp(prefix=f"{PREFIX}{_pid_namespace()}-{os.getpid()}-{label[:40]}-"))
+        self.submission = self.path / "submission"
+        """Where the submission is unpacked (mode 0700: where student code runs as a separate uid, the scratch
+        folder above is searchable by other users, so that runs reach their work folders by path)."""
+        self.submission.mkdir(mode=0o700)
         self.mounts: list[Path] = []
 
     def run_folder(self, name: str, copy_of: Path, limits: RunLimits) -> Path:

@@ -18,7 +18,10 @@ notebook               the work in one notebook with a cell tagged ``parameters`
                        small VAE, write samples and print its PESQ and SNR
 partial                preprocessing and the quiz only, no model
 broken                 a model, but ``generate.py`` crashes with a traceback
-misbehaving            ``generate.py`` never ends (an endless loop): a timeout
+misbehaving            each run breaks a different limit: ``extract_mfcc`` prints without
+                       end (output_limit, a second in), ``generate.py --mel-dir`` allocates
+                       memory without end (out_of_memory, seconds in), ``generate.py
+                       --num`` loops forever (timeout, at the run's time limit)
 =====================  ===================================================================
 
 What build makes by running code (checkpoints, samples, reports, the executed

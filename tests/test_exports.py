@@ -12,51 +12,15 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from grader.commands.export import write_autograder_zip
+from grader.commands import gradescope
+from grader.commands.export import Platform, entry_runs, platform_warnings, write_autograder_zip
 from grader.commands.gradescope import run_gradescope
 from grader.report import render_all
 from grader.report.exports import gradescope_dict, junit_xml, write_exports
 from grader.results import SubmissionResult
+from grader.rubric import DEFAULT_RUBRIC, load_rubric
 from tests import result_fixtures
-
-VISIBILITY = {"enum": ["hidden", "after_due_date", "after_published", "visible"]}
-GRADESCOPE_SCHEMA = {
-    # https://gradescope-autograders.readthedocs.io/en/latest/specs/#output-format
-    "$schema": "https://json-schema.org/draft/2020-12/schema",
-    "type": "object",
-    "required": ["score", "execution_time", "output", "visibility", "stdout_visibility", "tests"],
-    "additionalProperties": False,
-    "properties": {
-        "score": {"type": "number", "minimum": 0},
-        "execution_time": {"type": "integer", "minimum": 0},
-        "output": {"type": "string"},
-        "output_format": {"enum": ["text", "html", "simple_format", "md", "ansi"]},
-        "visibility": VISIBILITY,
-        "stdout_visibility": VISIBILITY,
-        "extra_data": {"type": "object"},
-        "leaderboard": {"type": "array"},
-        "tests": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "required": ["name", "number", "score", "max_score", "status", "output", "tags", "visibility"],
-                "additionalProperties": False,
-                "properties": {
-                    "name": {"type": "string", "minLength": 1},
-                    "number": {"type": "string", "pattern": r"^\d+(\.\d+)*$"},
-                    "score": {"type": "number", "minimum": 0},
-                    "max_score": {"type": "number", "exclusiveMinimum": 0},
-                    "status": {"enum": ["passed", "failed"]},
-                    "output": {"type": "string"},
-                    "output_format": {"enum": ["text", "html", "simple_format", "md", "ansi"]},
-                    "tags": {"type": "array", "items": {"type": "string"}},
-                    "visibility": VISIBILITY,
-                    "extra_data": {"type": "object"},
-                },
-            },
-        },
-    },
-}
+from tests.gradescope_schema import GRADESCOPE_SCHEMA
 
 
 @pytest.fixture(scope="module")
@@ -270,7 +234,12 @@ def test_autograder_zip_has_gradescopes_layout_and_is_deterministic(tmp_path):
             text = archive.read(script).decode()
             assert text.startswith("#!/usr/bin/env bash\n")
             subprocess.run(["bash", "-n"], input=text, text=True, check=True)  # parses as bash
-        assert "grade gradescope --submission /autograder/submission" in archive.read("run_autograder").decode()
+        run_autograder = archive.read("run_autograder").decode()
+        assert ("exec .venv/bin/python -m grader.cli gradescope --submission /autograder/submission "
+                "--results /autograder/results/results.json --timeout 600\n") in run_autograder
+        setup = archive.read("setup.sh").decode().strip().splitlines()
+        assert ".venv/bin/python -m grader.cli baseline" in setup
+        assert setup[-1] == ".venv/bin/python -m grader.sandbox.separate_uid lock"  # last: after every cache is made
         for needed in ("pyproject.toml", "requirements.lock", "grader/commands/gradescope.py", "reference/generate.py",
                        "reference/checkpoints/wavenet.pt", "rubrics/audio-generative-models.toml"):
             assert needed in names
@@ -285,3 +254,47 @@ def test_render_all_writes_every_export(graded, tmp_path):
     for name in ("grades.csv", "junit.xml", *(f"gradescope/{r.submission_id}.json" for r in results),
                  *(f"pages/{r.submission_id}.html" for r in results)):
         assert (out / name).is_file(), name
+
+
+def test_zip_passes_the_timeout_and_a_rubric_other_than_the_bundled_one(tmp_path):
+    written = write_autograder_zip(tmp_path / "a.zip", with_data=False, timeout_seconds=1200,
+                                   rubric=Path("rubrics/other.toml"))
+    with zipfile.ZipFile(written) as archive:
+        assert archive.read("run_autograder").decode().rstrip().endswith("--timeout 1200 --rubric rubrics/other.toml")
+        setup = archive.read("setup.sh").decode()
+        assert "env build --rubric rubrics/other.toml" in setup and "baseline --rubric rubrics/other.toml" in setup
+
+
+def test_grade_gradescope_writes_a_result_when_grading_cannot_start(tmp_path, capsys):
+    results = tmp_path / "results" / "results.json"
+    status = gradescope.main(["--submission", str(tmp_path), "--results", str(results),
+                              "--rubric", str(tmp_path / "no-such-rubric.toml")])
+    payload = json.loads(results.read_text())
+    jsonschema.validate(payload, GRADESCOPE_SCHEMA)
+    assert status == 2 and payload["score"] == 0 and payload["output"] == gradescope.CANNOT_START_OUTPUT
+    assert "no-such-rubric.toml" in capsys.readouterr().err  # the reason, for the staff
+
+
+def test_the_provisional_result_follows_the_specification(tmp_path):
+    written = gradescope.write_placeholder(tmp_path / "results.json", gradescope.PROVISIONAL_OUTPUT)
+    assert json.loads((tmp_path / "results.json").read_text()) == written
+    jsonschema.validate(written, GRADESCOPE_SCHEMA)
+    assert written["score"] == 0 and "did not finish" in written["output"]
+
+
+def test_the_bundled_rubric_warns_on_gradescopes_defaults():
+    rubric = load_rubric(DEFAULT_RUBRIC)
+    assert [(run.what, run.script_seconds) for run in entry_runs(rubric)] == [
+        ("reconstruct", 120), ("sample", 120), ("mfcc", 60), ("the model-use rerun", 120)]
+    memory, time_limits, cpus = platform_warnings(rubric, Platform())
+    assert "4096 MB" in memory and "--memory" in memory and "memory_bytes" in memory
+    assert "420 s as scripts" in time_limits and "540 s" in time_limits and "--timeout" in time_limits
+    assert "notebook_seconds" in time_limits and "0.5 CPU" in cpus and "--cpus" in cpus
+
+
+def test_a_rubric_that_fits_the_container_gives_no_warning():
+    rubric = load_rubric(DEFAULT_RUBRIC)
+    small = rubric.limits.run.with_overrides({"memory_bytes": 512 * 2**20, "notebook_seconds": 100})
+    fitting = rubric.model_copy(update={"limits": rubric.limits.model_copy(update={"run": small})})
+    assert platform_warnings(fitting, Platform(memory_mb=2048, cpus=1, timeout_seconds=600)) == []
+    assert len(platform_warnings(fitting, Platform(memory_mb=2048, cpus=1, timeout_seconds=400))) == 1

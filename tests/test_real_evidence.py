@@ -132,7 +132,8 @@ HONEST_POINTS = {
     "partial": {"preprocess-augmentation": 6},
     "broken": {"model-architecture": 8, "model-training": 6, "preprocess-augmentation": 6, "evaluation-code": 6},
 }
-"""Points of each example on the gamed items (misbehaving, whose run takes the whole time limit, is left out)."""
+"""Points of each example on the gamed items (misbehaving, whose generation run takes the whole time limit, is left
+out: tests/test_demo_examples.py grades it with its runs capped)."""
 
 
 @pytest.fixture(scope="module")

@@ -78,7 +78,7 @@ def test_a_scratch_folder_left_by_a_killed_grader_is_removed_by_the_next(tmp_pat
     temporary.mkdir()
     code = ("import os, tempfile; from grader.scratch import Scratch; from tests.helpers import deep_tree\n"
             "from grader.limits import RunLimits; from pathlib import Path\n"
-            "scratch = Scratch('killed'); source = scratch.path / 'submission'; source.mkdir()\n"
+            "scratch = Scratch('killed'); source = scratch.submission\n"
             "folder = scratch.run_folder('run-01', source, RunLimits())\n"
             "deep_tree(folder, 1500); os._exit(9)\n")
     environment = {**os.environ, "TMPDIR": str(temporary)}

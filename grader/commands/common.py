@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from grader.batch_entries import BatchEntry
     from grader.pipeline import GradingSetup
     from grader.term.times import SubmissionTime
+    from grader.time_budget import TimeBudget
 
 
 def add_grading_options(parser: argparse.ArgumentParser, jobs_help: str = "processes (default 1)",
@@ -31,10 +32,24 @@ def add_grading_options(parser: argparse.ArgumentParser, jobs_help: str = "proce
                         "a data set folder or a folder of audio files (default: the --heldout data set, or the "
                         "embedded data set when --heldout is a folder of audio files)")
     parser.add_argument("--jobs", type=int, default=jobs_default, help=jobs_help)
+    parser.add_argument("--max-run-seconds", type=_positive_seconds, default=None, metavar="S",
+                        help="cap every run of student code at S seconds of wall time, whatever the rubric allows "
+                        "(a quick trial of a class; the demo); a run stopped by it says so")
+
+
+def _positive_seconds(text: str) -> float:
+    """A number of seconds above 0, for argparse."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not seconds > 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a number of seconds above 0")
+    return seconds
 
 
 def grading_setup(args: argparse.Namespace, out_dir: Path, *, student_mode: bool, allow_unsandboxed: bool,
-                  split: str = "heldout") -> GradingSetup | None:
+                  split: str = "heldout", time_budget: TimeBudget | None = None) -> GradingSetup | None:
     """The set-up every submission is graded with, from ``args.rubric``, ``args.heldout`` and ``args.train``.
 
     Args:
@@ -43,6 +58,8 @@ def grading_setup(args: argparse.Namespace, out_dir: Path, *, student_mode: bool
         student_mode: a student's self-check (visible items only, no answer key).
         allow_unsandboxed: run student code with resource limits only where bubblewrap cannot isolate it.
         split: the data set's split graded on (``test`` for a self-check on the kit's public clips).
+        time_budget: a deadline for each submission's grading (:mod:`grader.time_budget`); its cap on each run
+            is ``args.max_run_seconds`` where that is given.
 
     Returns:
         the set-up, or None after printing to stderr what stops grading (an invalid rubric or data folder,
@@ -56,7 +73,7 @@ def grading_setup(args: argparse.Namespace, out_dir: Path, *, student_mode: bool
     from grader.mounts import MountError, check_mounts
     from grader.pipeline import GradingSetup
     from grader.rubric import RubricError, load_rubric
-    from grader.sandbox import UNSAFE_FLAG, isolation_problem
+    from grader.sandbox import UNSAFE_FLAG, Kind, isolation_kind, isolation_problem, isolation_summary, protect
     from grader.scoring import load_baseline
 
     try:
@@ -72,23 +89,39 @@ def grading_setup(args: argparse.Namespace, out_dir: Path, *, student_mode: bool
         return None
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    protect(args.rubric, args.heldout, *([args.train] if args.train else []), out_dir)
+    if isolation_kind() is Kind.SEPARATE_UID:
+        out_dir.chmod(out_dir.stat().st_mode & ~0o007)  # student code runs as other users: results are not theirs
+        print(f"note: {isolation_summary()}", file=sys.stderr)
     problem = isolation_problem(environment)
+    if problem and isolation_kind() is Kind.SEPARATE_UID:
+        print(f"error: {problem}", file=sys.stderr)
+        return None
     if problem and not allow_unsandboxed:
         print(f"error: student code cannot be isolated here: {problem}\nInstall bubblewrap, or pass {UNSAFE_FLAG} "
               f"to run it with resource limits only (trusted code only).", file=sys.stderr)
         return None
     if problem:
         print(f"note: running WITHOUT a sandbox (resource limits only): {problem}", file=sys.stderr)
-    out_dir.mkdir(parents=True, exist_ok=True)
     setup = GradingSetup(rubric=rubric, heldout=heldout, load_baseline=functools.partial(load_baseline, heldout),
                          out_dir=out_dir.resolve(), student_mode=student_mode, allow_unsandboxed=allow_unsandboxed,
-                         environment=environment)
+                         environment=environment, time_budget=_budget(args, time_budget))
     try:
         setup.check_bars()
     except BarsError as error:
         print(f"error: {error}", file=sys.stderr)
         return None
     return setup
+
+
+def _budget(args: argparse.Namespace, time_budget: TimeBudget | None) -> TimeBudget:
+    """``time_budget`` (none: no deadline) with ``args.max_run_seconds`` as its cap on each run, where given."""
+    from grader.time_budget import TimeBudget
+
+    budget = time_budget or TimeBudget()
+    cap = getattr(args, "max_run_seconds", None)
+    return budget if cap is None else TimeBudget(cap, budget.deadline, budget.deadline_words)
 
 
 def add_submitted_at_options(parser: argparse.ArgumentParser) -> None:

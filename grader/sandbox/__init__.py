@@ -38,6 +38,10 @@ Who it runs as, and how it is limited (:class:`grader.limits.RunLimits`):
   ``RLIMIT_NPROC`` is set *inside* that namespace, where the kernel counts only the
   run's own processes, and ``RLIMIT_DATA`` bounds each process's memory.
   Without cgroups, CPU time and peak memory are not measured.
+- the grader is root but bubblewrap cannot make namespaces (a Docker container without ``CAP_SYS_ADMIN``, such as
+  Gradescope's): student code runs as a separate uid of its own per run, without namespaces
+  (:mod:`grader.sandbox.separate_uid`: what holds and what does not, the network first), once the grader's files
+  are unreadable by other users; :mod:`grader.sandbox.modes` finds which mode a machine allows, once per process.
 - unsandboxed, bubblewrap is missing and the caller passed ``allow_unsandboxed``
   (``grade check`` on a student's own code): resource limits only, said plainly in the
   result. Otherwise the verdict is ``sandbox_unavailable``, naming :data:`UNSAFE_FLAG`.
@@ -77,6 +81,7 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Mapping, Sequence
 
 from grader.limits import RunLimits
+from grader.sandbox.modes import Isolation, Kind
 from grader.sandbox.inside import (CONTENT_INSIDE, INPUTS_INSIDE, INSIDE_GID, INSIDE_UID, SANDBOX_GID, SANDBOX_UID,
                                    WORKDIR_INSIDE, check_input, check_mount, mount_point_problem, mount_target)
 from grader.sandbox.process import SITE_FOLDER
@@ -86,8 +91,9 @@ if TYPE_CHECKING:
     from grader.environment import StudentEnvironment
 
 __all__ = ["BWRAP", "CONTENT_INSIDE", "INPUTS_INSIDE", "INSIDE_GID", "INSIDE_UID", "SANDBOX_GID", "SANDBOX_UID",
-           "SITE_FOLDER", "UNSAFE_FLAG", "WORKDIR_INSIDE", "RunResult", "Verdict", "fill_placeholders",
-           "isolation_problem", "locations", "mount_point_problem", "mount_target", "output_file", "run"]
+           "SITE_FOLDER", "UNSAFE_FLAG", "WORKDIR_INSIDE", "Kind", "RunResult", "Verdict", "fill_placeholders",
+           "isolation_kind", "isolation_problem", "isolation_summary", "locations", "mount_point_problem",
+           "mount_target", "output_file", "protect", "run"]
 
 BWRAP: str | None = shutil.which("bwrap")
 """bubblewrap's executable; None where it is not installed (then runs are refused or unsandboxed). Read at each
@@ -167,21 +173,70 @@ def run(
             "(Debian/Ubuntu: apt install bubblewrap) or, for code you trust, pass "
             f"{UNSAFE_FLAG} to run it with resource limits only",
         )
+    mode = _isolation()
+    sandboxed = mode.kind is not Kind.UNAVAILABLE
+    problem = mode.reason if not sandboxed else None
+    if mode.kind is Kind.SEPARATE_UID:
+        from grader.sandbox.separate_uid import exposure_problem
+
+        problem = exposure_problem(environment.python)
+    if problem is not None and not (allow_unsandboxed and not sandboxed):
+        return RunResult(verdict=Verdict.SANDBOX_UNAVAILABLE, command=argv, sandboxed=sandboxed,
+                         message=problem if sandboxed else f"{problem}; or, for code you trust, pass {UNSAFE_FLAG} to "
+                         "run it with resource limits only", environment=environment.describe())
     try:
-        make_mount_points(workdir, mounts, sandboxed=BWRAP is not None)
+        make_mount_points(workdir, mounts, sandboxed=mode.kind is Kind.BUBBLEWRAP)
     except SandboxSetupError as error:
         return RunResult(verdict=Verdict.SANDBOX_UNAVAILABLE, command=argv, message=str(error),
-                         sandboxed=BWRAP is not None, environment=environment.describe())
+                         sandboxed=sandboxed, environment=environment.describe())
     disk_base = disk_use(workdir)
     try:
-        if BWRAP is None:
-            launch = Launch.unsandboxed(argv, workdir, limits, env, environment)
+        if mode.kind is Kind.BUBBLEWRAP:
+            launch = Launch.bubblewrap(BWRAP, argv, workdir, inputs, limits, env, environment, mounts, mode.privileged)
+        elif mode.kind is Kind.SEPARATE_UID:
+            launch = Launch.separate_uid(argv, workdir, inputs, limits, env, environment, mode.reason)
         else:
-            launch = Launch.bubblewrap(BWRAP, argv, workdir, inputs, limits, env, environment, mounts)
+            launch = Launch.unsandboxed(argv, workdir, limits, env, environment)
     except SandboxSetupError as error:
         return RunResult(verdict=Verdict.SANDBOX_UNAVAILABLE, command=argv, message=str(error),
-                         sandboxed=BWRAP is not None, environment=environment.describe())
+                         sandboxed=sandboxed, environment=environment.describe())
     return supervise(launch, limits, disk_base)
+
+
+def _isolation() -> Isolation:
+    """How runs are isolated here (:mod:`grader.sandbox.modes`); without bubblewrap, not at all."""
+    from grader.sandbox.modes import Isolation, Kind, isolation
+
+    if BWRAP is None:
+        return Isolation(Kind.UNAVAILABLE, reason="bubblewrap (bwrap) is not installed")
+    return isolation(BWRAP)
+
+
+def isolation_kind() -> Kind:
+    """How student code is isolated on this machine: bubblewrap's namespaces, a separate uid, or not at all."""
+    return _isolation().kind
+
+
+def isolation_summary() -> str:
+    """What isolates student code on this machine, in a line for the instructor: empty where bubblewrap's
+    namespaces do; else what holds and what does not (a separate uid), or why nothing does."""
+    mode = _isolation()
+    if mode.kind is Kind.BUBBLEWRAP:
+        return ""
+    if mode.kind is Kind.UNAVAILABLE:
+        return f"student code cannot be isolated here: {mode.reason}"
+    from grader.sandbox.separate_uid import GUARANTEES, NOT_GUARANTEED
+
+    return (f"{mode.reason}, so student code runs as separate uids: {GUARANTEES}. NOT isolated: {NOT_GUARANTEED}")
+
+
+def protect(*paths: str | os.PathLike) -> None:
+    """Files and folders student code must never read beyond the project's (a rubric, held-out clips, the output
+    folder). Where student code runs as a separate uid, runs are refused while any of them is readable by other
+    users; elsewhere the sandbox never shows them anyway."""
+    from grader.sandbox.separate_uid import protect as add
+
+    add(Path(path) for path in paths)
 
 
 def locations(workdir: str | os.PathLike, inputs: Mapping[str, str | os.PathLike] | None = None) -> dict[str, str]:
@@ -190,9 +245,16 @@ def locations(workdir: str | os.PathLike, inputs: Mapping[str, str | os.PathLike
     These are the values of the placeholders :func:`run` fills in (:func:`fill_placeholders`);
     use them to tell student code where things are (a notebook's injected variables, say).
     """
-    if BWRAP is None:  # unsandboxed: the host's own paths
+    kind = _isolation().kind
+    if kind is Kind.UNAVAILABLE:  # unsandboxed: the host's own paths
         host_paths = {name: str(Path(path).resolve()) for name, path in (inputs or {}).items()}
         return {"workdir": str(Path(workdir).resolve()), **host_paths}
+    if kind is Kind.SEPARATE_UID:  # the inputs' copies beside the work folder
+        from grader.sandbox.launch import private_folder
+
+        private = private_folder(Path(workdir).resolve())
+        copies = {name: str(private / "inputs" / name) for name in inputs or {}}
+        return {"workdir": str(Path(workdir).resolve()), **copies}
     return {"workdir": str(WORKDIR_INSIDE), **{name: str(INPUTS_INSIDE / name) for name in inputs or {}}}
 
 

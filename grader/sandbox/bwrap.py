@@ -27,8 +27,8 @@ _NUMBA_CACHE_INSIDE = "/tmp/numba-cache"
 _NUMBA_WARM_INSIDE = "/var/cache/numba-warm"
 _SITE_INSIDE = "/opt/grader-site"
 _INIT_INSIDE = "/run/sandbox-init"
-_PRIVILEGED_NAMESPACES = ("--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try")
-_USER_NAMESPACES = ("--unshare-all", "--unshare-user", "--disable-userns",
+PRIVILEGED_NAMESPACES = ("--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try")
+USER_NAMESPACES = ("--unshare-all", "--unshare-user", "--disable-userns",
                     "--uid", str(INSIDE_UID), "--gid", str(INSIDE_GID))
 
 
@@ -79,7 +79,7 @@ def sandbox_arguments(arguments: Arguments, bwrap: str, host: Host, argv: list[s
     run's cgroups hold processes and memory, so RLIMIT_NPROC and RLIMIT_DATA are not set.
     """
     add = arguments.args.extend
-    add([bwrap, *(_PRIVILEGED_NAMESPACES if privileged else _USER_NAMESPACES), "--die-with-parent",
+    add([bwrap, *(PRIVILEGED_NAMESPACES if privileged else USER_NAMESPACES), "--die-with-parent",
          "--new-session", "--hostname", "sandbox", "--json-status-fd", str(status_fd), *host.system_mounts])
     uid, gid = (SANDBOX_UID, SANDBOX_GID) if privileged else (INSIDE_UID, INSIDE_GID)
     for name, text in _etc_files(uid, gid).items():

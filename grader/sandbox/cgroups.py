@@ -161,16 +161,7 @@ class Cgroups:
 
     def kill_all(self) -> None:
         """SIGKILL every process left in the run's groups, until none is left."""
-        for _ in range(200):
-            pids = self._read("pids", "cgroup.procs").split()
-            if not pids:
-                return
-            for pid in pids:
-                try:
-                    os.kill(int(pid), signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-            time.sleep(0.005)
+        kill_members(self.folders["pids"] / "cgroup.procs")
 
     def remove(self) -> None:
         """Remove the groups, waiting for the last processes of a killed tree to leave (EBUSY)."""
@@ -187,3 +178,17 @@ class Cgroups:
                     self.kill_all()
                     time.sleep(0.005)
 
+
+def kill_members(procs: Path, rounds: int = 200, pause_seconds: float = 0.005) -> None:
+    """SIGKILL every process a cgroup's ``cgroup.procs`` file ``procs`` lists, again while any is left (one forked
+    between two rounds), for at most ``rounds`` rounds ``pause_seconds`` apart."""
+    for _ in range(rounds):
+        pids = procs.read_text().split()
+        if not pids:
+            return
+        for pid in pids:
+            try:
+                os.kill(int(pid), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        time.sleep(pause_seconds)

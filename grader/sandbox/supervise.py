@@ -198,29 +198,29 @@ class _Watch:
             output_bytes=self.stdout.total + self.stderr.total, sandboxed=launch.sandboxed, isolation=launch.isolation,
             environment=launch.environment,
         )
-        if launch.sandboxed and b"\n" not in self.status and self.stopped is None:  # bubblewrap failed
+        if launch.through_bubblewrap and b"\n" not in self.status and self.stopped is None:  # bubblewrap failed
             reason = self.stderr.text().strip() or f"exit status {launch.process.returncode}"
             return result.model_copy(update=dict(
                 verdict=Verdict.SANDBOX_UNAVAILABLE,
                 message=f"the sandbox could not start ({reason}); on a machine without root, unprivileged user "
                 f"namespaces must be enabled (sysctl kernel.unprivileged_userns_clone=1), or pass {UNSAFE_FLAG} "
                 "to run trusted code with resource limits only"))
-        update = _verdict(launch.process.returncode, launch.sandboxed, self.stopped, self.stop_message, oom_kills,
+        update = _verdict(launch.process.returncode, launch.through_bubblewrap, self.stopped, self.stop_message, oom_kills,
                           launch.cgroups is None, limits, result)
         if not launch.sandboxed:
             update["message"] = "UNSANDBOXED (resource limits only): " + update["message"]
         return result.model_copy(update=update)
 
 
-def _verdict(returncode: int, sandboxed: bool, stopped: Verdict | None, stop_message: str, oom_kills: int,
+def _verdict(returncode: int, through_bubblewrap: bool, stopped: Verdict | None, stop_message: str, oom_kills: int,
              memory_by_rlimit: bool, limits: RunLimits, result: RunResult) -> dict:
     """The verdict fields: what the grader stopped (``stopped``, said by ``stop_message``), else what the
-    kernel or the command did."""
+    kernel or the command did (``through_bubblewrap``: its exit status is bubblewrap's)."""
     if stopped is not None:
         return dict(verdict=stopped, message=stop_message)
     if returncode < 0:
         code, number = None, -returncode
-    elif sandboxed and 128 < returncode < 128 + signal.NSIG:
+    elif through_bubblewrap and 128 < returncode < 128 + signal.NSIG:
         # bubblewrap reports a command killed by signal S as exit status 128 + S, like a shell
         # does, so an exit(130) of the command's own reads as signal 2 too
         code, number = None, returncode - 128
