@@ -34,12 +34,13 @@ def project(tmp_path_factory) -> Path:
     """A copy of the project's code, its student environment linked, locked as setup.sh locks it."""
     root = tmp_path_factory.mktemp("separate-uid") / "project"
     root.mkdir()
-    for folder in root.parents:  # pytest's folders are 0700; student code must reach the environment's link here
-        os.chmod(folder, os.stat(folder).st_mode | 0o001)
+    environments = PROJECT_ROOT / ".cache" / "environments"
+    for folder in (*root.parents, *environments.resolve().parents):  # pytest's folders, a clone's in mktemp's (0700):
+        os.chmod(folder, os.stat(folder).st_mode | 0o001)  # student code must reach the environment by its path
     for name in ("grader", "reference", "rubrics", "environments"):
         shutil.copytree(PROJECT_ROOT / name, root / name, ignore=shutil.ignore_patterns("__pycache__", "*.pt"))
     (root / ".cache").mkdir()
-    (root / ".cache" / "environments").symlink_to(PROJECT_ROOT / ".cache" / "environments")
+    (root / ".cache" / "environments").symlink_to(environments)
     (root / "secret-answer-key.toml").write_text("q1 = 'b'\n")
     locked = subprocess.run([sys.executable, "-m", "grader.sandbox.separate_uid", "lock", str(root)], cwd=root,
                             env={**os.environ, "PYTHONPATH": str(root)}, capture_output=True, text=True)

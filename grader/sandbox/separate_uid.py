@@ -258,7 +258,8 @@ def exposure_problem(python: Path) -> str | None:
 @functools.cache
 def _exposure_problem(paths: frozenset[Path], python: Path) -> str | None:
     if unreachable([python]):
-        above = [str(folder) for folder in reversed(python.parents) if not os.stat(folder).st_mode & 0o001]
+        folders = reversed(python.parent.resolve().parents)  # links followed: where the environment really is
+        above = [str(folder) for folder in folders if not os.stat(folder).st_mode & 0o001]
         return (f"student code runs as another user here (no namespaces), who cannot run the student environment's "
                 f"{python}: give the folders above it search permission (chmod o+x {' '.join(above) or '...'})")
     left = sorted(exposed(paths))
