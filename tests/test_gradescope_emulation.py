@@ -113,7 +113,8 @@ def test_reference_solution_scores_high_within_the_graders_memory(image):
     payload = grade(image, PROJECT_ROOT / "submissions" / "reference-solution.zip", "reference solution",
                     on_poll=lambda group: peaks.append(root_processes_memory_bytes(group)))
     peak = max(peaks, default=0)
-    print(f"\nthe grader's peak memory (proportional set size): {peak / MB:.0f} MB (export.py allows {GRADER_PEAK_MEMORY_BYTES / MB:.0f})")
+    print(f"\nreference solution: {payload['score']:g} points; the grader's peak memory (proportional set size): "
+          f"{peak / MB:.0f} MB (export.py allows {GRADER_PEAK_MEMORY_BYTES / MB:.0f})")
     assert payload["score"] >= 80, payload["output"] + payload["_log"][-4000:]
     assert 0 < peak <= GRADER_PEAK_MEMORY_BYTES
 
@@ -121,6 +122,7 @@ def test_reference_solution_scores_high_within_the_graders_memory(image):
 def test_broken_submission_scores_lower_with_the_reason(image):
     payload = grade(image, PROJECT_ROOT / "submissions" / "broken.zip", "broken submission")
     failed = [test for test in payload["tests"] if test["status"] == "failed"]
+    print(f"\nbroken submission: {payload['score']:g} points")
     assert 0 < payload["score"] < 80 and failed, payload["output"] + payload["_log"][-4000:]
     assert all(test["output"].strip() for test in failed)  # each lost point says why
 

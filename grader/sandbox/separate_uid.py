@@ -44,8 +44,9 @@ UID_POOL = range(64500, 64564)
 """uids (and gids of the same numbers) runs take, one per run at a time: above ordinary users, below ``nobody``."""
 LOCK_FOLDER = reference.PROJECT_ROOT / ".cache" / "sandbox-uids"
 """One lock file per uid of the pool; a run holds its uid's lock (``flock``) while it runs."""
-SHARED_TEMPORARY = (Path("/tmp"), Path("/var/tmp"), Path("/dev/shm"), Path("/run/lock"))
-"""World-writable folders of the machine, where a run can leave files outside its own folders."""
+SHARED_TEMPORARY = (Path("/tmp"), Path("/var/tmp"), Path("/dev/shm"), Path("/dev/mqueue"), Path("/run/lock"))
+"""World-writable folders of the machine, where a run can leave files (POSIX message queues in ``/dev/mqueue``)
+outside its own folders."""
 KEPT_READABLE = {".cache": {"environments"}}
 """What :func:`lock` leaves readable in the project: ``.cache/environments`` (the student environment). Every other
 entry of the project (and of ``.cache``) loses its permissions for other users; the two folders keep only search
