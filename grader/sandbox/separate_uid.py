@@ -51,9 +51,9 @@ KEPT_READABLE = {".cache": {"environments"}}
 """What :func:`lock` leaves readable in the project: ``.cache/environments`` (the student environment). Every other
 entry of the project (and of ``.cache``) loses its permissions for other users; the two folders keep only search
 permission (``o=x``), so that the student environment is reached by its path without either being listed."""
-GUARANTEES = ("its own uid (one per run), no capability, no_new_privs, the system-call filter, rlimits (processes of "
-              "that uid, data size, CPU time, file size, open files), a private TMPDIR and HOME, every process of the "
-              "uid killed after the run and its files in the shared temporary folders removed")
+GUARANTEES = ("its own uid (one per run), no capability, no_new_privs, the system-call filter, limits on its processes, "
+              "memory, CPU time, file size and open files, a private TMPDIR and HOME, every process of the uid killed "
+              "after the run and its files in the shared temporary folders removed")
 NOT_GUARANTEED = ("network isolation; a private view of the file system (student code reads what any local user may); "
                   "a private process listing; a bound on disk use outside the work folder")
 _KILL_ROUNDS = 100
