@@ -8,7 +8,6 @@ pipes; :class:`Arguments` keeps them until bubblewrap has started.
 """
 from __future__ import annotations
 
-import functools
 import os
 import resource
 from pathlib import Path, PurePosixPath
@@ -18,7 +17,7 @@ from grader.limits import RunLimits
 from grader.sandbox.host import Host
 from grader.sandbox.inside import (CONTENT_INSIDE, INPUTS_INSIDE, INSIDE_GID, INSIDE_UID, SANDBOX_GID, SANDBOX_UID,
                                    WORKDIR_INSIDE, mount_target)
-from grader.sandbox.process import SITE_FOLDER, SYSTEM_PATH, child_env, rlimits
+from grader.sandbox.process import SITE_FOLDER, SYSTEM_PATH, child_env, rlimits, warm_numba_entries
 
 if TYPE_CHECKING:
     from grader.environment import StudentEnvironment
@@ -164,26 +163,11 @@ def _parent_folders(path: str | os.PathLike, made: set[PurePosixPath]) -> list[s
 
 
 def _numba_cache_links(cache: Path) -> list[str]:
-    """A writable cache directory in /tmp whose entries are links into the read-only warm cache.
-
-    numba skips a cache directory it cannot write to; here it reads the warm entries
-    through the links and writes anything new beside them, in the run's private /tmp.
-    Folders without entries are left out (numba makes them itself). The list is kept while
-    no folder of the cache changes (an entry added or removed changes its folder's mtime).
-    """
-    folders = tuple(sorted((entry.name, entry.stat(follow_symlinks=False).st_mtime_ns)
-                           for entry in os.scandir(cache) if entry.is_dir(follow_symlinks=False)))
-    return _numba_links_of(cache, folders)
-
-
-@functools.lru_cache(maxsize=4)
-def _numba_links_of(cache: Path, folders: tuple[tuple[str, int], ...]) -> list[str]:
+    """A writable cache directory in /tmp whose entries are links into the read-only warm cache: numba reads the
+    warm entries through the links and writes anything new beside them, in the run's private /tmp."""
     args = ["--perms", "0777", "--dir", _NUMBA_CACHE_INSIDE]
-    for name, _ in folders:
-        entries = sorted(entry.name for entry in os.scandir(cache / name)
-                         if entry.is_file(follow_symlinks=False) and ".tmp." not in entry.name)
-        if entries:
-            args += ["--perms", "0777", "--dir", f"{_NUMBA_CACHE_INSIDE}/{name}"]
+    for name, entries in warm_numba_entries(cache):
+        args += ["--perms", "0777", "--dir", f"{_NUMBA_CACHE_INSIDE}/{name}"]
         for entry in entries:
             args += ["--symlink", f"{_NUMBA_WARM_INSIDE}/{name}/{entry}", f"{_NUMBA_CACHE_INSIDE}/{name}/{entry}"]
     return args

@@ -23,7 +23,7 @@ from grader.sandbox.bwrap import Arguments, sandbox_arguments
 from grader.sandbox.cgroups import Cgroups
 from grader.sandbox.host import this_host
 from grader.sandbox.inside import SANDBOX_GID, SANDBOX_UID
-from grader.sandbox.process import SITE_FOLDER, SYSTEM_PATH, child_env, rlimits
+from grader.sandbox.process import SITE_FOLDER, SYSTEM_PATH, child_env, rlimits, warm_numba_entries
 from grader.sandbox.types import SandboxSetupError
 from grader.sandbox.workdir import entries, hand_over
 
@@ -265,21 +265,15 @@ def _make_reachable(workdir: Path) -> None:
 
 def _link_numba_cache(cache: Path, target: Path, uid: int) -> None:
     """A writable numba cache folder at ``target`` for ``uid`` whose entries are links into the warm, read-only
-    ``cache`` (numba skips a cache folder it cannot write to, and would then compile librosa's functions again)."""
+    ``cache`` (:func:`grader.sandbox.process.warm_numba_entries`)."""
     target.mkdir(mode=0o700)
     os.chown(target, uid, uid)
-    for folder in os.scandir(cache):
-        if not folder.is_dir(follow_symlinks=False):
-            continue
-        names = [entry.name for entry in os.scandir(folder.path)
-                 if entry.is_file(follow_symlinks=False) and ".tmp." not in entry.name]
-        if not names:
-            continue
-        linked = target / folder.name
+    for name, names in warm_numba_entries(cache):
+        linked = target / name
         linked.mkdir(mode=0o700)
         os.chown(linked, uid, uid)
-        for name in names:
-            os.symlink(Path(folder.path) / name, linked / name)
+        for entry in names:
+            os.symlink(cache / name / entry, linked / entry)
 
 
 def _popen(argv: list[str], cwd: Path, env: Mapping[str, str], **kwargs) -> tuple[subprocess.Popen, float]:

@@ -1,8 +1,10 @@
 """What the command's process gets in every mode, sandboxed or not: its environment variables and its
-per-process rlimits (:class:`grader.limits.RunLimits`).
+per-process rlimits (:class:`grader.limits.RunLimits`), and the warm numba cache's entries it reads through links.
 """
 from __future__ import annotations
 
+import functools
+import os
 import resource
 from pathlib import Path
 from typing import TYPE_CHECKING, Mapping
@@ -52,3 +54,24 @@ def rlimits(limits: RunLimits, processes: bool, memory: bool) -> list[tuple[int,
     if memory:
         values.append((resource.RLIMIT_DATA, limits.memory_bytes, limits.memory_bytes))
     return values
+
+
+def warm_numba_entries(cache: Path) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """The entries of the environment's warm numba ``cache``, as (folder, its entry names), for the links a run's
+    own writable cache folder holds (numba skips a cache folder it cannot write to). Folders without entries and
+    numba's temporary files are left out. The answer is kept while no folder of the cache changes (an entry added or
+    removed changes its folder's mtime)."""
+    folders = tuple(sorted((entry.name, entry.stat(follow_symlinks=False).st_mtime_ns)
+                           for entry in os.scandir(cache) if entry.is_dir(follow_symlinks=False)))
+    return _entries_of(cache, folders)
+
+
+@functools.lru_cache(maxsize=4)
+def _entries_of(cache: Path, folders: tuple[tuple[str, int], ...]) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    found = []
+    for name, _ in folders:
+        entries = tuple(sorted(entry.name for entry in os.scandir(cache / name)
+                               if entry.is_file(follow_symlinks=False) and ".tmp." not in entry.name))
+        if entries:
+            found.append((name, entries))
+    return tuple(found)
