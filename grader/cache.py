@@ -151,11 +151,14 @@ def build_digest() -> str:
 
 
 def cache_key(content: str, rubric_json: str, heldout_digest: str, *, environment_digest: str, student_mode: bool,
-              allow_unsandboxed: bool) -> str:
-    """The key a result of a submission with digest ``content`` carries (see the module's notes)."""
+              allow_unsandboxed: bool, max_run_seconds: float | None = None) -> str:
+    """The key a result of a submission with digest ``content`` carries (see the module's notes); ``max_run_seconds``:
+    a cap on each run beyond the rubric's limits (``grade --max-run-seconds``), none by default (keys made without
+    one stay as they were)."""
+    cap = [] if max_run_seconds is None else [f"max_run_seconds={max_run_seconds:g}"]
     return hashlib.sha256("|".join([
         content, hashlib.sha256(rubric_json.encode()).hexdigest(), heldout_digest, environment_digest,
-        build_digest(), f"student_mode={student_mode}", f"unsandboxed={allow_unsandboxed}"]).encode()).hexdigest()
+        build_digest(), f"student_mode={student_mode}", f"unsandboxed={allow_unsandboxed}", *cap]).encode()).hexdigest()
 
 
 def mounts_digest(mounts: dict[str, Path]) -> str:
@@ -166,11 +169,13 @@ def mounts_digest(mounts: dict[str, Path]) -> str:
 
 
 def evidence_key(content: str, making_rubric_json: str, heldout_digest: str, *, environment_digest: str,
-                 mounts_digest: str, student_mode: bool, allow_unsandboxed: bool) -> str:
+                 mounts_digest: str, student_mode: bool, allow_unsandboxed: bool,
+                 max_run_seconds: float | None = None) -> str:
     """The key of a submission's kept evidence (:mod:`grader.evidence`): :func:`cache_key` over the rubric without
     what only scores (:func:`grader.evidence.making_rubric`), and the course data mounts' listings."""
     return key("evidence", cache_key(content, making_rubric_json, heldout_digest, environment_digest=environment_digest,
-                                     student_mode=student_mode, allow_unsandboxed=allow_unsandboxed), mounts_digest)
+                                     student_mode=student_mode, allow_unsandboxed=allow_unsandboxed,
+                                     max_run_seconds=max_run_seconds), mounts_digest)
 
 
 def staging_folder(folder: str | os.PathLike) -> Path:

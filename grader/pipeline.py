@@ -76,11 +76,6 @@ class GradingSetup:
         if self.environment is None:
             object.__setattr__(self, "environment", for_rubric(self.rubric))
 
-    def _cap_words(self) -> str:
-        """What the keys add for a cap on each run ('' without one: keys made before caps existed stay valid)."""
-        cap = self.time_budget.max_run_seconds
-        return "" if cap is None else f"|max_run_seconds={cap:g}"
-
     def cache_key(self, source: str | Path) -> str:
         """The key a result of ``source`` graded with this setup carries (:mod:`grader.cache`); "" (never
         reused) where ``source`` cannot be read: intake then says what is wrong with it. Where an item grades
@@ -89,10 +84,9 @@ class GradingSetup:
             content = content_digest(source)
         except OSError:
             return ""
-        graded = cache_key(content, self.rubric.model_dump_json(exclude=set(CLASS_SECTIONS)) + self._cap_words(),
-                           self.heldout.digest,
+        graded = cache_key(content, self.rubric.model_dump_json(exclude=set(CLASS_SECTIONS)), self.heldout.digest,
                            environment_digest=self.environment.digest, student_mode=self.student_mode,
-                           allow_unsandboxed=self.allow_unsandboxed)
+                           allow_unsandboxed=self.allow_unsandboxed, max_run_seconds=self.time_budget.max_run_seconds)
         ratings = self.ratings_digest()
         return graded if ratings is None else parts_digest(graded, "listening", ratings)
 
@@ -111,10 +105,10 @@ class GradingSetup:
             content = content_digest(source)
         except OSError:
             return ""
-        return evidence_key(content, evidence.making_rubric(self.rubric, self.items()) + self._cap_words(),
-                            self.heldout.digest,
+        return evidence_key(content, evidence.making_rubric(self.rubric, self.items()), self.heldout.digest,
                             environment_digest=self.environment.digest, mounts_digest=self.mounts_digest,
-                            student_mode=self.student_mode, allow_unsandboxed=self.allow_unsandboxed)
+                            student_mode=self.student_mode, allow_unsandboxed=self.allow_unsandboxed,
+                            max_run_seconds=self.time_budget.max_run_seconds)
 
     @functools.cached_property
     def mounts_digest(self) -> str:
