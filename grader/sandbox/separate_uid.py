@@ -70,12 +70,15 @@ def kill_command() -> str:
 
 
 def _tasks_of(uid: int) -> list[tuple[int, str, int]]:
-    """(pid, state letter, parent pid) of each process whose real uid is ``uid``."""
+    """(pid, state letter, parent pid) of each process whose real uid is ``uid``. A process's ``/proc`` folder is
+    owned by its effective uid, so only those of ``uid`` are read (a run cannot change its uids: no privilege)."""
     found = []
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue
         try:
+            if entry.stat(follow_symlinks=False).st_uid != uid:
+                continue
             status = Path(entry.path, "status").read_text()
         except OSError:
             continue
@@ -106,16 +109,18 @@ def kill_all(uid: int, waited_for: int | None = None) -> None:
     Raises:
         SeparateUidError: processes of ``uid`` are still alive after :data:`_KILL_ROUNDS` rounds.
     """
+    tasks = _tasks_of(uid)
     for _ in range(_KILL_ROUNDS):
-        if not processes_of(uid):
+        if all(state == "Z" for _, state, _ in tasks):
             break
         subprocess.run([kill_command(), "-9", "-1"], user=uid, group=uid, extra_groups=[], stdin=subprocess.DEVNULL,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={}, close_fds=True)
         time.sleep(0.005)
+        tasks = _tasks_of(uid)
     else:
         raise SeparateUidError(f"processes of uid {uid} survived {_KILL_ROUNDS} rounds of kill -9 -1: "
-                               f"{processes_of(uid)}")
-    for pid, state, parent in _tasks_of(uid):
+                               f"{[pid for pid, state, _ in tasks if state != 'Z']}")
+    for pid, state, parent in tasks:
         if state == "Z" and parent == os.getpid() and pid != waited_for:
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(pid, os.WNOHANG)
