@@ -351,3 +351,25 @@ def test_an_mfcc_function_defined_in_a_notebook_cell_earns_the_mfcc_check(setup_
     assert result.discovery["findings"]["mfcc"]["value"] == "model.ipynb:extract_mfcc"
     assert result.items[0].status == "passed", (result.items[0].explanation, result.items[0].evidence)
     assert "`import pydub` raised ModuleNotFoundError" in result.runs[0].result.stderr
+
+
+def test_an_mfcc_function_may_use_constants_and_helpers_of_earlier_cells(setup_factory, tmp_path):
+    """``SR, N_MFCC = 16000, 20`` and a loading helper in cells before the function's are defined for it (a failing
+    definition is noted and skipped); the earlier cell's training and the later cells never run."""
+    import dataclasses
+
+    folder = tmp_path / "nb-mfcc-earlier"
+    folder.mkdir()
+    cells = [nbformat.v4.new_code_cell("import librosa\nSR, N_MFCC = 16000, 4 * 5\nwhile True:\n    pass  # training"),
+             nbformat.v4.new_code_cell("def load(path):\n    return librosa.load(path, sr=SR)\n\n"
+                                       "class Broken(Missing):\n    pass"),
+             nbformat.v4.new_code_cell("def extract_mfcc(path):\n    y, sr = load(path)\n"
+                                       "    return librosa.feature.mfcc(y=y, sr=sr, n_mfcc=N_MFCC)"),
+             nbformat.v4.new_code_cell("SR = 8000")]
+    nbformat.write(nbformat.v4.new_notebook(cells=cells), folder / "model.ipynb")
+    setup = setup_factory("out-nb-mfcc-earlier")
+    item = next(item for item in setup.rubric.items if item.check == "mfcc")
+    setup = dataclasses.replace(setup, rubric=setup.rubric.model_copy(update={"items": [item], "quiz": None}))
+    result = grade_submission(folder, setup)
+    assert result.items[0].status == "passed", (result.items[0].explanation, result.items[0].evidence)
+    assert "model.ipynb, cell 2: defining `Broken` raised NameError" in result.runs[0].result.stderr

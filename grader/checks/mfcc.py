@@ -2,10 +2,12 @@
 
 The entry is a function of a ``.py`` file (the file is imported), or one defined in a
 notebook's code cell (``model.ipynb:extract_mfcc``): then only the notebook's import
-statements (each on its own: one that fails is noted and skipped) and that function's
-cell run, and of that cell only what defines things: imports, functions, classes and
-constants (``SR = 16000``); the cell's other statements (a call on a file of the
-student's, a plot) and every other cell are left out, so no training runs.
+statements (each on its own: one that fails is noted and skipped) and what defines things
+run: the functions, classes and constants of the cells before the function's (each on its
+own, noted and skipped where it fails), then those of its own cell. A constant is a name,
+or a tuple of names, set to literals and arithmetic on them (``SR = 16000``, ``SR, HOP =
+16000, 256``). Every other statement (a call on a file of the student's, a plot,
+training) and every later cell are left out, so no training runs.
 """
 from __future__ import annotations
 
@@ -48,7 +50,9 @@ def constant(node):
         targets, value = [node.target], node.value
     else:
         return False
-    return (all(isinstance(target, ast.Name) for target in targets)
+    names = [part for target in targets  # SR = 16000, or SR, HOP = 16000, 256
+             for part in (target.elts if isinstance(target, (ast.Tuple, ast.List)) else [target])]
+    return (all(isinstance(part, ast.Name) for part in names)
             and all(isinstance(part, CONSTANT_PARTS) for part in ast.walk(value)))
 
 
@@ -82,6 +86,14 @@ def notebook_function(path, name):
                     print(f"{label}: `{ast.unparse(node)}` raised {type(error).__name__}: {error}"
                           + SKIPPED, file=sys.stderr)
     label, tree = defining[-1]
+    for earlier_label, earlier in cells[:cells.index((label, tree))]:  # SR = 16000 or a helper in an earlier cell
+        for node in earlier.body:
+            if isinstance(node, DEFINITIONS) or constant(node):
+                try:
+                    exec(compile(ast.Module([node], []), earlier_label, "exec"), namespace)
+                except Exception as error:
+                    print(f"{earlier_label}: defining `{getattr(node, 'name', None) or ast.unparse(node)[:60]}` raised "
+                          f"{type(error).__name__}: {error}" + SKIPPED, file=sys.stderr)
     kept = [node for node in tree.body if isinstance(node, DEFINITIONS) or constant(node)]
     exec(compile(ast.Module(kept, []), label, "exec"), namespace)
     return namespace[name]
